@@ -1,0 +1,57 @@
+#pragma once
+/// @file
+/// Built-in architectures by name, and model files: Bulwark checkpoints and TorchScript.
+
+#include <c10/core/Device.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bulwark/core/model.h"
+
+namespace bulwark {
+
+/// What a built-in model is: enough to rebuild it before loading its weights.
+struct ModelSpec {
+  /// "mlp", "small-cnn" or "resnet".
+  std::string arch = "small-cnn";
+  int64_t in_channels = 1;
+  int64_t image_size = 28;
+  int64_t num_classes = 10;
+  std::vector<int64_t> hidden = {256, 256};  ///< mlp only
+  int64_t depth = 20;                        ///< resnet only
+  /// When non-empty, a Normalize layer with these statistics comes first.
+  std::vector<double> mean, std;
+
+  /// @throws Error when arch is unknown or a field is out of range.
+  void validate() const;
+  std::string to_json() const;
+  /// @throws Error when the text is not a valid spec.
+  static ModelSpec from_json(const std::string& text);
+};
+
+/// The names make_model accepts.
+std::vector<std::string> model_architectures();
+
+/// A freshly initialised model of `spec` (LibTorch's default initialisation, drawn from the
+/// global generator: seed it first with manual_seed for reproducible weights).
+Model make_model(const ModelSpec& spec);
+
+/// Writes the weights and the spec of a built-in model atomically to `path`.
+/// @throws Error when the model is not an nn module or the file cannot be written.
+void save_model(const Model& model, const ModelSpec& spec, const std::filesystem::path& path);
+
+/// A model read from a file: `spec` is set for Bulwark checkpoints, empty for TorchScript.
+struct LoadedModel {
+  Model model;
+  std::optional<ModelSpec> spec;
+};
+
+/// Loads a Bulwark checkpoint written by save_model, or else a TorchScript module.
+/// @throws Error naming the file when it is missing, corrupt, or its weights do not fit its spec.
+LoadedModel load_model(const std::filesystem::path& path,
+                       c10::Device device = c10::Device(c10::kCPU));
+
+}  // namespace bulwark

@@ -1,0 +1,232 @@
+#include "cli/commands.h"
+
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <filesystem>
+
+#include "bulwark/bulwark.h"
+#include "cli/progress.h"
+#include "core/check.h"
+
+namespace bulwark::cli {
+namespace fs = std::filesystem;
+namespace {
+
+c10::Device resolve_device(const GlobalOptions& global) {
+  if (global.device == "cuda") {
+    BULWARK_CHECK(torch::cuda::is_available(),
+                  "--device cuda: no CUDA device is visible to LibTorch (use --device cpu)");
+    return c10::Device(c10::kCUDA, 0);
+  }
+  return c10::Device(c10::kCPU);
+}
+
+struct DataOptions {
+  std::string name = "fashion-mnist";
+  std::string directory;
+  int64_t limit = 0;
+};
+
+void add_data_options(CLI::App* cmd, DataOptions& data) {
+  cmd->add_option("--data", data.name, "Data set")
+      ->check(CLI::IsMember({"fashion-mnist", "mnist", "cifar10"}));
+  cmd->add_option("--data-dir", data.directory,
+                  "Directory of the data set files (default for fashion-mnist: "
+                  "/usr/share/datasets/fashion-mnist)");
+  cmd->add_option("--limit", data.limit, "Use only the first N samples (0: all)")
+      ->check(CLI::NonNegativeNumber);
+}
+
+Dataset load_data(const DataOptions& options, Split split) {
+  Dataset data;
+  if (options.name == "fashion-mnist") {
+    data = load_fashion_mnist(
+        split, options.directory.empty() ? default_fashion_mnist_dir() : fs::path(options.directory));
+  } else {
+    BULWARK_CHECK(!options.directory.empty(), "--data {} needs --data-dir", options.name);
+    data = options.name == "mnist" ? load_mnist_format(options.directory, split, "mnist")
+                                   : load_cifar10(options.directory, split);
+  }
+  return options.limit > 0 ? data.head(options.limit) : data;
+}
+
+void check_output_path(const std::string& option, const fs::path& path) {
+  const auto directory = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  BULWARK_CHECK(fs::is_directory(directory), "{}: directory '{}' does not exist", option,
+                directory.string());
+  BULWARK_CHECK(!fs::is_directory(path), "{}: '{}' is a directory", option, path.string());
+}
+
+bool has_kernel(const char* op, const char* overload, c10::DispatchKey key) {
+  const auto handle = c10::Dispatcher::singleton().findSchema({op, overload});
+  return handle.has_value() && handle->hasKernelForDispatchKey(key);
+}
+
+void run_info(const GlobalOptions&) {
+  const bool torch_cuda = has_kernel("aten::add", "Tensor", c10::DispatchKey::CUDA);
+  const bool gpu = torch::cuda::is_available();
+  fmt::print("bulwark             {}\n", BULWARK_VERSION_STRING);
+  fmt::print("LibTorch            {}\n", TORCH_VERSION);
+  fmt::print("LibTorch CUDA       {}\n", torch_cuda ? "compiled in" : "not compiled in");
+  fmt::print("Bulwark CUDA kernels {}\n", BULWARK_WITH_CUDA ? "compiled in" : "not compiled in");
+  fmt::print("GPU visible         {}\n",
+             gpu ? fmt::format("yes ({} device(s))", torch::cuda::device_count()) : "no");
+  fmt::print("threads             {} intra-op, {} inter-op\n", at::get_num_threads(),
+             at::get_num_interop_threads());
+  fmt::print("op kernels          project_step: CPU {}, CUDA {}\n",
+             has_kernel("bulwark::project_step", "", c10::DispatchKey::CPU) ? "yes" : "no",
+             BULWARK_WITH_CUDA ? "yes" : "reference fallback");
+}
+
+struct TrainArgs {
+  DataOptions data;
+  std::string arch = "small-cnn";
+  std::string out;
+  int64_t epochs = 1;
+  int64_t batch_size = 128;
+  std::string optimizer = "adam";
+  double learning_rate = 1e-3;
+  double momentum = 0.9;
+  double weight_decay = 0.0;
+};
+
+void print_accuracy(const std::string& title, const AccuracyReport& report) {
+  fmt::print("{}: {:.2f}% ({} / {}) in {:.1f}s, {:.0f} samples/s\n", title,
+             100 * report.accuracy, report.correct, report.total, report.seconds,
+             report.samples_per_second);
+}
+
+void run_train(const GlobalOptions& global, const TrainArgs& args) {
+  check_output_path("--out", args.out);
+  const auto device = resolve_device(global);
+  manual_seed(global.seed);
+  const auto train = load_data(args.data, Split::Train);
+  const auto test = load_data(args.data, Split::Test);
+
+  ModelSpec spec;
+  spec.arch = args.arch;
+  spec.in_channels = train.images.size(1);
+  spec.image_size = train.images.size(2);
+  spec.num_classes = train.num_classes;
+  auto model = make_model(spec);
+  model.to(device);
+
+  Trainer trainer(model, TrainerOptions()
+                             .epochs(args.epochs)
+                             .batch_size(args.batch_size)
+                             .optimizer(parse_optimizer(args.optimizer))
+                             .learning_rate(args.learning_rate)
+                             .momentum(args.momentum)
+                             .weight_decay(args.weight_decay)
+                             .seed(global.seed));
+  spdlog::info("training {} on {} ({} samples) for {} epoch(s), {} threads", args.arch,
+               train.name, train.size(), args.epochs, at::get_num_threads());
+  std::unique_ptr<Progress> progress;
+  trainer.on_batch([&](const BatchProgress& p) {
+    if (p.batch == 0) {
+      progress = std::make_unique<Progress>(fmt::format("epoch {}/{}", p.epoch + 1, p.epochs),
+                                            p.batches, global.quiet);
+    }
+    progress->update(p.batch + 1, fmt::format("loss {:.3f} acc {:.1f}% {:.0f} samples/s", p.loss,
+                                              100 * p.running_accuracy, p.samples_per_second));
+  });
+  trainer.on_epoch([&](const EpochMetrics& m) {
+    if (progress) {
+      progress->finish(fmt::format("loss {:.4f}, train accuracy {:.2f}%, {:.0f} samples/s",
+                                   m.train_loss, 100 * m.train_accuracy, m.samples_per_second));
+    }
+  });
+  trainer.fit(train);
+  save_model(model, spec, args.out);
+  spdlog::info("saved {}", args.out);
+  print_accuracy(fmt::format("clean test accuracy of {}", args.arch), clean_accuracy(model, test));
+}
+
+struct EvaluateArgs {
+  DataOptions data;
+  std::string model;
+  std::string split = "test";
+  std::string report;
+  int64_t batch_size = 500;
+};
+
+void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
+  if (!args.report.empty()) check_output_path("--report", args.report);
+  const auto device = resolve_device(global);
+  auto loaded = load_model(args.model, device);
+  const auto data = load_data(args.data, args.split == "train" ? Split::Train : Split::Test);
+  const auto report = clean_accuracy(loaded.model, data, args.batch_size);
+
+  fmt::print("Bulwark robustness report\n");
+  fmt::print("  model     {} ({})\n", args.model, loaded.model.name());
+  fmt::print("  data      {} ({} samples)\n", data.name, data.size());
+  fmt::print("  device    {}, {} threads\n", device.str(), at::get_num_threads());
+  print_accuracy("  clean accuracy", report);
+  fmt::print("  per class");
+  for (size_t c = 0; c < report.per_class_accuracy.size(); ++c) {
+    fmt::print(" {}:{:.1f}%", c, 100 * report.per_class_accuracy[c]);
+  }
+  fmt::print("\n");
+
+  if (!args.report.empty()) {
+    nlohmann::json j = {{"model", args.model},
+                        {"model_name", loaded.model.name()},
+                        {"data", data.name},
+                        {"samples", data.size()},
+                        {"clean_accuracy", report.accuracy},
+                        {"correct", report.correct},
+                        {"per_class_accuracy", report.per_class_accuracy},
+                        {"seconds", report.seconds},
+                        {"samples_per_second", report.samples_per_second},
+                        {"device", device.str()},
+                        {"threads", at::get_num_threads()},
+                        {"bulwark_version", BULWARK_VERSION_STRING}};
+    write_text_atomically(args.report, j.dump(2) + "\n");
+    spdlog::info("wrote {}", args.report);
+  }
+}
+
+}  // namespace
+
+Command add_info_command(CLI::App& app, const GlobalOptions& global) {
+  auto* cmd = app.add_subcommand("info", "Print the LibTorch version, CUDA support and threads");
+  return {cmd, [&global] { run_info(global); }};
+}
+
+Command add_train_command(CLI::App& app, const GlobalOptions& global) {
+  auto args = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "Train a built-in model and save it");
+  add_data_options(cmd, args->data);
+  cmd->add_option("--arch", args->arch, "Architecture")
+      ->check(CLI::IsMember({"small-cnn", "mlp", "resnet"}));
+  cmd->add_option("--out", args->out, "Where to write the trained model")->required();
+  cmd->add_option("--epochs", args->epochs, "Epochs")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--optimizer", args->optimizer, "Optimizer")
+      ->check(CLI::IsMember({"sgd", "adam"}));
+  cmd->add_option("--lr", args->learning_rate, "Learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--momentum", args->momentum, "SGD momentum")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--weight-decay", args->weight_decay, "Weight decay")
+      ->check(CLI::NonNegativeNumber);
+  return {cmd, [&global, args] { run_train(global, *args); }};
+}
+
+Command add_evaluate_command(CLI::App& app, const GlobalOptions& global) {
+  auto args = std::make_shared<EvaluateArgs>();
+  auto* cmd = app.add_subcommand(
+      "evaluate", "Evaluate a model (Bulwark checkpoint or TorchScript file) on a data set");
+  add_data_options(cmd, args->data);
+  cmd->add_option("--model", args->model, "Model file")->required();
+  cmd->add_option("--split", args->split, "Which split")->check(CLI::IsMember({"test", "train"}));
+  cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--report", args->report, "Write the report as JSON to this file");
+  return {cmd, [&global, args] { run_evaluate(global, *args); }};
+}
+
+}  // namespace bulwark::cli

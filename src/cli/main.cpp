@@ -1,0 +1,72 @@
+// The `bulwark` command-line tool: thin, everything it does is a library call.
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bulwark/config.h"
+#include "bulwark/core/error.h"
+#include "cli/commands.h"
+
+namespace {
+
+// Any error is one line on stderr and exit status 1.
+int report_error(std::string message) {
+  std::replace(message.begin(), message.end(), '\n', ' ');
+  spdlog::shutdown();
+  std::fprintf(stderr, "bulwark: error: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace bulwark::cli;
+  GlobalOptions global;
+  CLI::App app{"Bulwark: adversarial robustness and privacy for LibTorch models", "bulwark"};
+  app.set_version_flag("--version", std::string("bulwark ") + BULWARK_VERSION_STRING);
+  app.require_subcommand(1);
+  app.option_defaults()->always_capture_default();
+  app.add_option("--threads", global.threads,
+                 "Intra-op threads for LibTorch (0: all cores; LibTorch's own default may be 1)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", global.seed, "Seed for every random choice");
+  app.add_option("--device", global.device, "Device to run on")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_flag("-q,--quiet", global.quiet, "Print only results and errors");
+
+  const std::vector<Command> commands = {add_info_command(app, global),
+                                         add_train_command(app, global),
+                                         add_evaluate_command(app, global)};
+  for (const auto& command : commands) command.app->fallthrough();
+
+  auto logger = spdlog::stderr_color_mt("bulwark");
+  logger->set_pattern("[%H:%M:%S] %v");
+  spdlog::set_default_logger(logger);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  spdlog::set_level(global.quiet ? spdlog::level::warn : spdlog::level::info);
+  at::set_num_threads(global.threads > 0
+                          ? global.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  try {
+    for (const auto& command : commands) {
+      if (command.app->parsed()) command.run();
+    }
+  } catch (const c10::Error& e) {
+    return report_error(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return report_error(e.what());
+  }
+  return 0;
+}

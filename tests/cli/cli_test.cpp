@@ -1,0 +1,138 @@
+// Runs the bulwark executable as a user would.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include "bulwark/models/model_zoo.h"
+#include "data/data_test_util.h"
+#include "test_util.h"
+
+namespace bulwark {
+namespace {
+
+struct RunResult {
+  int status = -1;
+  std::string output;
+};
+
+RunResult run_cli(const std::string& args) {
+  const std::string command = std::string(BULWARK_CLI_PATH) + " " + args + " 2>&1";
+  RunResult result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buffer{};
+  while (const auto n = std::fread(buffer.data(), 1, buffer.size(), pipe)) {
+    result.output.append(buffer.data(), n);
+  }
+  const int status = ::pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+size_t count_lines(const std::string& text) {
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+class CliTest : public testing::SeededTest {};
+
+TEST_F(CliTest, InfoReportsTorchCudaAndThreads) {
+  const auto r = run_cli("info --threads 2");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("LibTorch            2."), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("GPU visible"), std::string::npos);
+  EXPECT_NE(r.output.find("threads             2 intra-op"), std::string::npos) << r.output;
+}
+
+TEST_F(CliTest, ErrorsAreOneLineAndExitOne) {
+  if (!torch::cuda::is_available()) {
+    const auto r = run_cli("info --device cuda");
+    // info needs no device; evaluate does.
+    EXPECT_EQ(r.status, 0);
+    const auto e = run_cli("evaluate --device cuda --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt");
+    EXPECT_EQ(e.status, 1) << e.output;
+    EXPECT_EQ(count_lines(e.output), 1u) << e.output;
+    EXPECT_NE(e.output.find("--device cuda"), std::string::npos) << e.output;
+  }
+  const auto missing = run_cli("evaluate --model /nonexistent.pt");
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_EQ(count_lines(missing.output), 1u) << missing.output;
+  EXPECT_NE(missing.output.find("bulwark: error: load_model: '/nonexistent.pt'"),
+            std::string::npos)
+      << missing.output;
+  const auto bad_flag = run_cli("train --epochs 0 --out x.pt");
+  EXPECT_NE(bad_flag.status, 0);
+}
+
+TEST_F(CliTest, FailedRunsLeaveNoFileBehind) {
+  testing::TempDir dir;
+  const auto out = dir / "model.pt";
+  // The data directory is missing: training fails before anything is written.
+  auto r = run_cli("train --quiet --data mnist --data-dir " + (dir / "nodata").string() +
+                   " --out " + out.string());
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(out));
+  r = run_cli("train --quiet --out " + (dir / "no" / "such" / "dir.pt").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("does not exist"), std::string::npos) << r.output;
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()),
+                          std::filesystem::directory_iterator()),
+            0);
+}
+
+TEST_F(CliTest, TrainsAndEvaluatesOnSmallData) {
+  testing::TempDir dir;
+  // A toy MNIST-format data set: the class is the brightness decile of the image.
+  const int n = 200;
+  std::vector<uint8_t> images = {0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 28, 0, 0, 0, 28};
+  std::vector<uint8_t> labels = {0, 0, 8, 1, 0, 0, 0, n};
+  for (int i = 0; i < n; ++i) {
+    labels.push_back(static_cast<uint8_t>(i % 10));
+    images.insert(images.end(), 28 * 28, static_cast<uint8_t>(10 + 25 * (i % 10)));
+  }
+  for (const auto* split : {"train", "t10k"}) {
+    testing::write_bytes(dir / (std::string(split) + "-images-idx3-ubyte"), images);
+    testing::write_bytes(dir / (std::string(split) + "-labels-idx1-ubyte"), labels);
+  }
+  const auto model = dir / "mlp.pt";
+  auto r = run_cli("train --data mnist --data-dir " + dir.path().string() +
+                   " --arch mlp --epochs 3 --lr 0.01 --out " + model.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(model));
+  const auto loaded = load_model(model);
+  ASSERT_TRUE(loaded.spec.has_value());
+  EXPECT_EQ(loaded.spec->arch, "mlp");
+
+  const auto report = dir / "report.json";
+  r = run_cli("evaluate --data mnist --data-dir " + dir.path().string() + " --model " +
+              model.string() + " --report " + report.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("clean accuracy"), std::string::npos) << r.output;
+  std::ifstream in(report);
+  const std::string json((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(json.find("\"clean_accuracy\""), std::string::npos);
+  EXPECT_NE(json.find("\"samples\": 200"), std::string::npos) << json;
+}
+
+TEST_F(CliTest, EvaluatesATorchScriptModelFromPython) {
+  testing::TempDir dir;
+  // The tiny model takes [N, 1, 4, 4] inputs and gives 3 classes.
+  const int n = 12;
+  std::vector<uint8_t> images = {0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 4, 0, 0, 0, 4};
+  std::vector<uint8_t> labels = {0, 0, 8, 1, 0, 0, 0, n};
+  for (int i = 0; i < n; ++i) {
+    labels.push_back(static_cast<uint8_t>(i % 3));
+    images.insert(images.end(), 16, static_cast<uint8_t>(i * 20));
+  }
+  testing::write_bytes(dir / "t10k-images-idx3-ubyte", images);
+  testing::write_bytes(dir / "t10k-labels-idx1-ubyte", labels);
+  const auto r = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
+                         " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("torchscript:tiny_mlp.pt"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(12 samples)"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace bulwark

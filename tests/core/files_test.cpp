@@ -1,0 +1,60 @@
+#include "bulwark/core/files.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "test_util.h"
+
+namespace bulwark {
+namespace {
+namespace fs = std::filesystem;
+
+std::string read_all(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class FilesTest : public testing::SeededTest {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("bulwark-files-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(FilesTest, WritesAndReplaces) {
+  const auto path = dir_ / "report.json";
+  write_text_atomically(path, "first");
+  EXPECT_EQ(read_all(path), "first");
+  write_text_atomically(path, "second");
+  EXPECT_EQ(read_all(path), "second");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+}
+
+TEST_F(FilesTest, AFailingWriterLeavesTheOldFileAndNoTemporary) {
+  const auto path = dir_ / "model.pt";
+  write_text_atomically(path, "good");
+  EXPECT_THROW(write_file_atomically(path,
+                                     [](const fs::path& tmp) {
+                                       std::ofstream(tmp) << "half-written";
+                                       throw std::runtime_error("disk on fire");
+                                     }),
+               std::runtime_error);
+  EXPECT_EQ(read_all(path), "good");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+}
+
+TEST_F(FilesTest, RejectsMissingDirectory) {
+  EXPECT_BULWARK_ERROR(write_text_atomically(dir_ / "missing" / "x.json", "x"), "missing",
+                       "does not exist");
+  EXPECT_BULWARK_ERROR(write_text_atomically(dir_, "x"), "is a directory");
+}
+
+}  // namespace
+}  // namespace bulwark
