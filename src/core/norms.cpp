@@ -23,7 +23,7 @@ Norm parse_norm(std::string_view text) {
 
 at::Tensor per_sample_norm(const at::Tensor& x, Norm norm) {
   detail::check_float_tensor("per_sample_norm", "x", x);
-  const auto flat = x.reshape({x.size(0), -1});
+  const auto flat = x.dim() == 1 ? x.unsqueeze(1) : x.flatten(1);
   if (flat.size(1) == 0) return at::zeros({x.size(0)}, x.options());
   return norm == Norm::Linf ? flat.abs().amax(1) : flat.norm(2, 1);
 }

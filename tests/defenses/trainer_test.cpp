@@ -42,6 +42,7 @@ TEST_F(TrainerTest, LearnsASeparableProblem) {
   });
   trainer.on_epoch([&](const EpochMetrics&) { ++epochs; });
   const auto before = clean_accuracy(model, blobs(1000, 2)).accuracy;
+  model.eval();
   const auto history = trainer.fit(blobs(512, 1));
   EXPECT_EQ(batches, 48);
   EXPECT_EQ(epochs, 3);

@@ -1,4 +1,6 @@
 // End to end on the real Fashion-MNIST (Debian's dataset-fashion-mnist).
+#include <iostream>
+
 #include "bulwark/data/idx.h"
 #include "bulwark/defenses/trainer.h"
 #include "bulwark/eval/accuracy.h"
@@ -29,11 +31,13 @@ TEST_F(FashionMnistTest, SmallCnnLearnsFromASubsetAndSurvivesASaveLoad) {
   const auto test = load_fashion_mnist(Split::Test).head(2000);
   ModelSpec spec;  // SmallCNN for 1×28×28, 10 classes
   auto model = make_model(spec);
-  Trainer trainer(model, TrainerOptions().epochs(1).batch_size(128).seed(0));
+  Trainer trainer(model, TrainerOptions().epochs(2).batch_size(64).seed(0));
   trainer.fit(train);
   const auto accuracy = clean_accuracy(model, test).accuracy;
-  // Measured 0.80–0.82 with these settings; chance is 0.10.
-  EXPECT_GT(accuracy, 0.75);
+  // Measured 0.78 with these settings (PyTorch, same net and optimizer: 0.735 after one
+  // epoch of 12000); chance is 0.10.
+  std::cout << "clean accuracy " << accuracy << "\n";
+  EXPECT_GT(accuracy, 0.75) << accuracy;
 
   testing::TempDir dir;
   save_model(model, spec, dir / "smallcnn.pt");

@@ -24,8 +24,8 @@ struct AccuracyReport {
 at::Tensor predict(Model& model, const at::Tensor& inputs, int64_t batch_size = 500);
 
 /// Accuracy of `model` on `data` in eval mode (its mode is restored afterwards).
-/// @throws Error when data is empty, batch_size < 1, or the model's output has fewer classes
-/// than the data.
+/// @throws Error when data is empty, batch_size < 1, or a label is not below the model's number
+/// of logits.
 AccuracyReport clean_accuracy(Model& model, const Dataset& data, int64_t batch_size = 500);
 
 }  // namespace bulwark
