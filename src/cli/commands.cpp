@@ -74,7 +74,7 @@ void run_info(const GlobalOptions&) {
   fmt::print("bulwark             {}\n", BULWARK_VERSION_STRING);
   fmt::print("LibTorch            {}\n", TORCH_VERSION);
   fmt::print("LibTorch CUDA       {}\n", torch_cuda ? "compiled in" : "not compiled in");
-  fmt::print("Bulwark CUDA kernels {}\n", BULWARK_WITH_CUDA ? "compiled in" : "not compiled in");
+  fmt::print("Bulwark CUDA        {}\n", BULWARK_WITH_CUDA ? "compiled in" : "not compiled in");
   fmt::print("GPU visible         {}\n",
              gpu ? fmt::format("yes ({} device(s))", torch::cuda::device_count()) : "no");
   fmt::print("threads             {} intra-op, {} inter-op\n", at::get_num_threads(),
