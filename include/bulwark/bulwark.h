@@ -2,6 +2,10 @@
 /// @file
 /// The whole public API of Bulwark.
 
+#include "bulwark/attacks/attack.h"
+#include "bulwark/attacks/carlini_wagner.h"
+#include "bulwark/attacks/fgsm.h"
+#include "bulwark/attacks/pgd.h"
 #include "bulwark/config.h"
 #include "bulwark/core/error.h"
 #include "bulwark/core/files.h"
@@ -20,4 +24,5 @@
 #include "bulwark/models/normalize.h"
 #include "bulwark/models/resnet.h"
 #include "bulwark/models/small_cnn.h"
+#include "bulwark/ops/cw_adam_step.h"
 #include "bulwark/ops/project_step.h"

@@ -52,8 +52,14 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return report_error(std::string(e.what()) + " (see bulwark --help)");
   }
   spdlog::set_level(global.quiet ? spdlog::level::warn : spdlog::level::info);
   at::set_num_threads(global.threads > 0

@@ -62,7 +62,10 @@ TEST_F(CliTest, ErrorsAreOneLineAndExitOne) {
             std::string::npos)
       << missing.output;
   const auto bad_flag = run_cli("train --epochs 0 --out x.pt");
-  EXPECT_NE(bad_flag.status, 0);
+  EXPECT_EQ(bad_flag.status, 1);
+  EXPECT_EQ(count_lines(bad_flag.output), 1u) << bad_flag.output;
+  EXPECT_NE(bad_flag.output.find("--epochs"), std::string::npos) << bad_flag.output;
+  EXPECT_EQ(run_cli("--help").status, 0);
 }
 
 TEST_F(CliTest, FailedRunsLeaveNoFileBehind) {
