@@ -153,14 +153,87 @@ struct EvaluateArgs {
   std::string model;
   std::string split = "test";
   std::string report;
+  std::string markdown;
   int64_t batch_size = 500;
+  std::vector<std::string> attacks;
+  std::vector<double> epsilons = {0.1};
+  std::string norm = "linf";
+  int64_t steps = 20;
+  int64_t restarts = 1;
+  int64_t cw_steps = 100;
+  int64_t cw_searches = 9;
+  bool no_early_stop = false;
 };
+
+std::vector<std::shared_ptr<Attack>> make_attacks(const EvaluateArgs& args, uint64_t seed) {
+  std::vector<std::shared_ptr<Attack>> attacks;
+  const auto norm = parse_norm(args.norm);
+  for (const auto& name : args.attacks) {
+    if (name == "fgsm") {
+      attacks.push_back(std::make_shared<FGSM>(FGSMOptions(args.epsilons.front()).norm(norm)));
+    } else if (name == "pgd") {
+      attacks.push_back(std::make_shared<PGD>(PGDOptions(args.epsilons.front())
+                                                  .norm(norm)
+                                                  .steps(args.steps)
+                                                  .restarts(args.restarts)
+                                                  .seed(seed)));
+    } else if (name == "cw") {
+      attacks.push_back(std::make_shared<CarliniWagner>(
+          CarliniWagnerOptions().steps(args.cw_steps).binary_search_steps(args.cw_searches)));
+    } else {
+      throw Error(fmt::format("--attacks: unknown attack '{}', expected fgsm, pgd or cw", name));
+    }
+  }
+  return attacks;
+}
+
+void print_robustness(const RobustnessReport& report) {
+  fmt::print("  {:<6} {:<5} {:>8} {:>16} {:>15} {:>10}\n", "attack", "norm", "eps",
+             "robust accuracy", "attack success", "samples/s");
+  for (const auto& r : report.results) {
+    fmt::print("  {:<6} {:<5} {:>8.4g} {:>15.2f}% {:>14.2f}% {:>10.0f}\n", r.attack, r.norm, r.eps,
+               100 * r.robust_accuracy, 100 * r.attack_success_rate, r.samples_per_second);
+  }
+  for (const auto& w : report.worst_case) {
+    fmt::print("  worst case over all attacks at eps {:.4g}: {:.2f}% robust\n", w.eps,
+               100 * w.robust_accuracy);
+  }
+  for (const auto& w : report.warnings) fmt::print("  WARNING: {}\n", w);
+}
 
 void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
   if (!args.report.empty()) check_output_path("--report", args.report);
+  if (!args.markdown.empty()) check_output_path("--markdown", args.markdown);
   const auto device = resolve_device(global);
+  const auto attacks = make_attacks(args, global.seed);
   auto loaded = load_model(args.model, device);
   const auto data = load_data(args.data, args.split == "train" ? Split::Train : Split::Test);
+  if (!attacks.empty()) {
+    std::unique_ptr<Progress> progress;
+    const auto robustness = evaluate(
+        loaded.model, data, attacks, args.epsilons,
+        EvaluationOptions().batch_size(args.batch_size).early_stop(!args.no_early_stop),
+        [&](const std::string& attack, double eps, int64_t done, int64_t total) {
+          if (done == 1) {
+            progress = std::make_unique<Progress>(fmt::format("{} eps {:.4g}", attack, eps),
+                                                  total, global.quiet);
+          }
+          progress->update(done, fmt::format("batch {}/{}", done, total));
+          if (done == total) progress->finish(fmt::format("{} batches", total));
+        });
+    fmt::print("Bulwark robustness report\n");
+    fmt::print("  model     {} ({})\n", args.model, loaded.model.name());
+    fmt::print("  data      {} ({} samples)\n", data.name, data.size());
+    fmt::print("  clean accuracy {:.2f}%, {:.1f}s in all\n", 100 * robustness.clean_accuracy,
+               robustness.seconds);
+    print_robustness(robustness);
+    if (!args.report.empty()) write_report(robustness, args.report);
+    if (!args.markdown.empty()) write_report(robustness, args.markdown);
+    return;
+  }
+  if (!args.markdown.empty()) {
+    throw Error("--markdown needs --attacks (the clean-only report is JSON)");
+  }
   const auto report = clean_accuracy(loaded.model, data, args.batch_size);
 
   fmt::print("Bulwark robustness report\n");
@@ -226,6 +299,22 @@ Command add_evaluate_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--split", args->split, "Which split")->check(CLI::IsMember({"test", "train"}));
   cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--report", args->report, "Write the report as JSON to this file");
+  cmd->add_option("--markdown", args->markdown, "Write the report as Markdown to this file");
+  cmd->add_option("--attacks", args->attacks, "Attacks to run: fgsm, pgd, cw (comma-separated)")
+      ->delimiter(',');
+  cmd->add_option("--eps", args->epsilons, "Budgets (comma-separated), in input units")
+      ->delimiter(',')
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--norm", args->norm, "Norm of fgsm and pgd")
+      ->check(CLI::IsMember({"linf", "l2"}));
+  cmd->add_option("--steps", args->steps, "PGD steps")->check(CLI::PositiveNumber);
+  cmd->add_option("--restarts", args->restarts, "PGD restarts")->check(CLI::PositiveNumber);
+  cmd->add_option("--cw-steps", args->cw_steps, "C&W Adam steps per search")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--cw-searches", args->cw_searches, "C&W binary-search steps over c")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-early-stop", args->no_early_stop,
+                "Run every attack step on every sample (default: stop on fooled samples)");
   return {cmd, [&global, args] { run_evaluate(global, *args); }};
 }
 

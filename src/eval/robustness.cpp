@@ -1,0 +1,259 @@
+#include "bulwark/eval/robustness.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "bulwark/attacks/carlini_wagner.h"
+#include "bulwark/attacks/pgd.h"
+#include "bulwark/core/files.h"
+#include "core/check.h"
+
+namespace bulwark {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Fraction of `mask` set, over `total`.
+double fraction(const at::Tensor& mask, int64_t total) {
+  return total == 0 ? 0.0
+                    : static_cast<double>(mask.sum().item<int64_t>()) / static_cast<double>(total);
+}
+
+// Runs `attack` on data[index] batch by batch; returns bool [index.size(0)] fooled, and fills
+// the norm statistics into `eval`.
+at::Tensor attack_samples(Model& model, Attack& attack, const Dataset& data,
+                          const at::Tensor& index, int64_t batch_size, AttackEvaluation& eval,
+                          const EvaluationProgress& progress) {
+  const auto device = model.device();
+  const int64_t n = index.size(0);
+  const int64_t batches = (n + batch_size - 1) / batch_size;
+  std::vector<at::Tensor> fooled, linf, l2;
+  for (int64_t b = 0; b < batches; ++b) {
+    const auto rows = index.slice(0, b * batch_size, (b + 1) * batch_size);
+    const auto x = data.images.index_select(0, rows).to(device);
+    const auto y = data.labels.index_select(0, rows).to(device);
+    const auto result = attack.run(model, x, y);
+    fooled.push_back(result.success.cpu());
+    linf.push_back(result.linf.cpu());
+    l2.push_back(result.l2.cpu());
+    eval.gradient_evaluations += result.gradient_evaluations;
+    if (progress) progress(attack.name(), attack.eps(), b + 1, batches);
+  }
+  if (n == 0) return at::zeros({0}, at::kBool);
+  const auto all_fooled = at::cat(fooled);
+  const auto fooled_linf = at::cat(linf).index({all_fooled});
+  const auto fooled_l2 = at::cat(l2).index({all_fooled});
+  if (fooled_linf.numel() > 0) {
+    eval.mean_linf = fooled_linf.mean().item<double>();
+    eval.max_linf = fooled_linf.max().item<double>();
+    eval.mean_l2 = fooled_l2.mean().item<double>();
+    eval.max_l2 = fooled_l2.max().item<double>();
+  }
+  return all_fooled;
+}
+
+void check_monotone(const RobustnessReport& report, std::vector<std::string>& warnings) {
+  std::map<std::string, std::vector<const AttackEvaluation*>> by_attack;
+  for (const auto& r : report.results) by_attack[r.attack + "/" + r.norm].push_back(&r);
+  for (auto& [name, runs] : by_attack) {
+    std::sort(runs.begin(), runs.end(), [](auto* a, auto* b) { return a->eps < b->eps; });
+    for (size_t i = 1; i < runs.size(); ++i) {
+      if (runs[i]->robust_accuracy > runs[i - 1]->robust_accuracy) {
+        warnings.push_back(fmt::format(
+            "{}: robust accuracy rises with eps ({:.4f} at eps {} > {:.4f} at eps {}): the "
+            "attack is not converging or gradients are masked",
+            name, runs[i]->robust_accuracy, runs[i]->eps, runs[i - 1]->robust_accuracy,
+            runs[i - 1]->eps));
+      }
+    }
+  }
+  for (const auto& pgd : report.results) {
+    if (pgd.attack != "pgd") continue;
+    for (const auto& fgsm : report.results) {
+      if (fgsm.attack == "fgsm" && fgsm.norm == pgd.norm && fgsm.eps == pgd.eps &&
+          pgd.robust_accuracy > fgsm.robust_accuracy) {
+        warnings.push_back(fmt::format(
+            "pgd is weaker than fgsm at {} eps {} ({:.4f} > {:.4f}): an iterative attack must "
+            "not lose to its one-step version; suspect gradient masking or too small a step",
+            pgd.norm, pgd.eps, pgd.robust_accuracy, fgsm.robust_accuracy));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+RobustnessReport evaluate(Model& model, const Dataset& data,
+                          const std::vector<std::shared_ptr<Attack>>& attacks,
+                          const std::vector<double>& epsilons, const EvaluationOptions& options,
+                          const EvaluationProgress& progress) {
+  BULWARK_CHECK(data.size() > 0, "evaluate: the dataset '{}' is empty", data.name);
+  BULWARK_CHECK(!attacks.empty(), "evaluate: no attack given");
+  BULWARK_CHECK(!epsilons.empty(), "evaluate: no eps given");
+  BULWARK_CHECK(options.batch_size() >= 1, "evaluate: batch_size must be >= 1, got {}",
+                options.batch_size());
+  for (const double eps : epsilons) {
+    BULWARK_CHECK(eps >= 0 && std::isfinite(eps), "evaluate: every eps must be finite and >= 0, got {}",
+                  eps);
+  }
+  for (const auto& attack : attacks) {
+    BULWARK_CHECK(attack != nullptr, "evaluate: an attack is null");
+    attack->box().check_contains("evaluate", "the data set's images", data.images);
+  }
+  const auto start = Clock::now();
+  EvalModeGuard eval_mode(model);
+  RobustnessReport report;
+  report.model = model.name();
+  report.data = data.name;
+  report.samples = data.size();
+
+  at::Tensor correct;
+  {
+    torch::NoGradGuard no_grad;
+    std::vector<at::Tensor> parts;
+    for (int64_t b = 0; b < data.size(); b += options.batch_size()) {
+      const auto x = data.images.slice(0, b, b + options.batch_size()).to(model.device());
+      parts.push_back(model.forward(x).argmax(1).cpu());
+    }
+    correct = at::cat(parts).eq(data.labels.cpu());
+  }
+  report.clean_accuracy = fraction(correct, data.size());
+  const auto correct_index = correct.nonzero().squeeze(1);
+
+  std::map<double, at::Tensor> survived_all;  // eps → bool over correct_index
+  std::map<double, std::vector<std::string>> attacks_at;
+  for (const auto& base : attacks) {
+    for (const double eps : epsilons) {
+      auto attack = base->with_budget(eps, options.early_stop());
+      AttackEvaluation eval;
+      eval.attack = attack->name();
+      eval.norm = to_string(attack->norm());
+      eval.eps = eps;
+      const auto attack_start = Clock::now();
+      const auto fooled = attack_samples(model, *attack, data, correct_index,
+                                         options.batch_size(), eval, progress);
+      eval.seconds = seconds_since(attack_start);
+      eval.samples_per_second =
+          static_cast<double>(correct_index.size(0)) / std::max(eval.seconds, 1e-9);
+      eval.attack_success_rate = fraction(fooled, correct_index.size(0));
+      eval.robust_accuracy = fraction(fooled.logical_not(), data.size());
+      auto& survivors = survived_all[eps];
+      survivors = survivors.defined() ? survivors.logical_and(fooled.logical_not())
+                                      : fooled.logical_not();
+      attacks_at[eps].push_back(eval.attack + "/" + eval.norm);
+      report.results.push_back(eval);
+    }
+  }
+  for (const auto& [eps, survivors] : survived_all) {
+    report.worst_case.push_back({eps, fraction(survivors, data.size()), attacks_at[eps]});
+  }
+
+  check_monotone(report, report.warnings);
+  // Extra runs for the sanity checks, on a few clean-correct samples.
+  const int64_t sanity = std::min<int64_t>(options.sanity_samples(), correct_index.size(0));
+  if (sanity > 0) {
+    const auto subset = correct_index.slice(0, 0, sanity);
+    for (const auto& base : attacks) {
+      AttackEvaluation scratch;
+      if (base->name() == "pgd" && base->norm() == Norm::Linf) {
+        // At an eps as wide as the box, an untargeted attack can draw any image.
+        const double huge = base->box().upper - base->box().lower;
+        auto attack = base->with_budget(huge, true);
+        const auto fooled = attack_samples(model, *attack, data, subset, options.batch_size(),
+                                           scratch, {});
+        const double accuracy = fraction(fooled.logical_not(), sanity);
+        if (accuracy > 0.05) {
+          report.warnings.push_back(fmt::format(
+              "pgd at eps {} (the whole input box) leaves {:.1f}% of {} samples robust; it "
+              "should be about 0: gradients may be masked or the attack too weak",
+              huge, 100 * accuracy, sanity));
+        }
+      } else if (base->name() == "cw") {
+        auto attack = base->with_budget(std::numeric_limits<double>::infinity(), false);
+        const auto fooled = attack_samples(model, *attack, data, subset, options.batch_size(),
+                                           scratch, {});
+        const double success = fraction(fooled, sanity);
+        if (success < 0.95) {
+          report.warnings.push_back(fmt::format(
+              "unbounded C&W fooled only {:.1f}% of {} samples; it should fool about all: raise "
+              "its steps or binary_search_steps, or suspect gradient masking",
+              100 * success, sanity));
+        }
+      }
+    }
+  }
+  report.seconds = seconds_since(start);
+  report.samples_per_second = static_cast<double>(data.size()) / std::max(report.seconds, 1e-9);
+  return report;
+}
+
+std::string to_json(const RobustnessReport& report) {
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& r : report.results) {
+    results.push_back({{"attack", r.attack},
+                       {"norm", r.norm},
+                       {"eps", r.eps},
+                       {"robust_accuracy", r.robust_accuracy},
+                       {"attack_success_rate", r.attack_success_rate},
+                       {"mean_linf", r.mean_linf},
+                       {"max_linf", r.max_linf},
+                       {"mean_l2", r.mean_l2},
+                       {"max_l2", r.max_l2},
+                       {"gradient_evaluations", r.gradient_evaluations},
+                       {"seconds", r.seconds},
+                       {"samples_per_second", r.samples_per_second}});
+  }
+  nlohmann::json worst = nlohmann::json::array();
+  for (const auto& w : report.worst_case) {
+    worst.push_back({{"eps", w.eps}, {"robust_accuracy", w.robust_accuracy}, {"attacks", w.attacks}});
+  }
+  const nlohmann::json j = {{"model", report.model},
+                            {"data", report.data},
+                            {"samples", report.samples},
+                            {"clean_accuracy", report.clean_accuracy},
+                            {"results", results},
+                            {"worst_case", worst},
+                            {"warnings", report.warnings},
+                            {"seconds", report.seconds},
+                            {"samples_per_second", report.samples_per_second}};
+  return j.dump(2) + "\n";
+}
+
+std::string to_markdown(const RobustnessReport& report) {
+  std::string out = fmt::format(
+      "# Robustness report\n\n- model: `{}`\n- data: {} ({} samples)\n- clean accuracy: "
+      "{:.2f}%\n- time: {:.1f} s\n\n| attack | norm | eps | robust accuracy | attack success | "
+      "mean L∞ | mean L2 | samples/s |\n|---|---|---|---|---|---|---|---|\n",
+      report.model, report.data, report.samples, 100 * report.clean_accuracy, report.seconds);
+  for (const auto& r : report.results) {
+    out += fmt::format("| {} | {} | {} | {:.2f}% | {:.2f}% | {:.4f} | {:.4f} | {:.0f} |\n",
+                       r.attack, r.norm, r.eps, 100 * r.robust_accuracy,
+                       100 * r.attack_success_rate, r.mean_linf, r.mean_l2, r.samples_per_second);
+  }
+  out += "\n| eps | worst-case robust accuracy | attacks |\n|---|---|---|\n";
+  for (const auto& w : report.worst_case) {
+    out += fmt::format("| {} | {:.2f}% | {} |\n", w.eps, 100 * w.robust_accuracy,
+                       fmt::join(w.attacks, ", "));
+  }
+  out += "\n## Sanity checks\n\n";
+  if (report.warnings.empty()) out += "All passed.\n";
+  for (const auto& w : report.warnings) out += "- WARNING: " + w + "\n";
+  return out;
+}
+
+void write_report(const RobustnessReport& report, const std::filesystem::path& path) {
+  write_text_atomically(path, path.extension() == ".json" ? to_json(report) : to_markdown(report));
+}
+
+}  // namespace bulwark
