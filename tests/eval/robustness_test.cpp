@@ -1,0 +1,102 @@
+#include "bulwark/eval/robustness.h"
+
+#include <fstream>
+
+#include "attacks/attack_test_util.h"
+#include "bulwark/attacks/carlini_wagner.h"
+#include "bulwark/attacks/fgsm.h"
+#include "bulwark/attacks/pgd.h"
+#include "data/data_test_util.h"
+#include "test_util.h"
+
+namespace bulwark {
+namespace {
+
+using testing::LinearModel;
+class RobustnessTest : public testing::SeededTest {};
+
+Dataset labelled_by(Model& model, const at::Tensor& x) {
+  auto y = model.forward(x).argmax(1).detach();
+  y.slice(0, 0, 3).add_(1).remainder_(model.forward(x).size(1));  // three wrong labels
+  return Dataset(x, y, model.forward(x).size(1), "toy");
+}
+
+TEST_F(RobustnessTest, WorstCaseAndMonotoneOnALinearModel) {
+  LinearModel linear(torch::randn({10, 50}), torch::zeros({10}));
+  const auto data = labelled_by(linear.model, 0.3 + 0.4 * torch::rand({60, 50}));
+  std::vector<std::shared_ptr<Attack>> attacks = {std::make_shared<FGSM>(FGSMOptions(0.1)),
+                                                  std::make_shared<PGD>(PGDOptions(0.1))};
+  const auto report = evaluate(linear.model, data, attacks, {0.02, 0.05, 0.1},
+                               EvaluationOptions().batch_size(16));
+  EXPECT_NEAR(report.clean_accuracy, 57.0 / 60.0, 1e-12);
+  ASSERT_EQ(report.results.size(), 6u);
+  ASSERT_EQ(report.worst_case.size(), 3u);
+  for (const auto& w : report.worst_case) {
+    for (const auto& r : report.results) {
+      if (r.eps == w.eps) EXPECT_LE(w.robust_accuracy, r.robust_accuracy);
+      EXPECT_LE(r.robust_accuracy, report.clean_accuracy);
+    }
+  }
+  EXPECT_GE(report.worst_case[0].robust_accuracy, report.worst_case[2].robust_accuracy);
+  EXPECT_TRUE(report.warnings.empty()) << report.warnings.front();
+  const auto json = to_json(report);
+  EXPECT_NE(json.find("\"worst_case\""), std::string::npos);
+  EXPECT_NE(to_markdown(report).find("| pgd | linf | 0.05 |"), std::string::npos);
+}
+
+TEST_F(RobustnessTest, EarlyStopGivesTheSameOrLowerRobustAccuracy) {
+  LinearModel linear(torch::randn({10, 50}), torch::zeros({10}));
+  const auto data = labelled_by(linear.model, 0.3 + 0.4 * torch::rand({80, 50}));
+  std::vector<std::shared_ptr<Attack>> attacks = {
+      std::make_shared<PGD>(PGDOptions(0.05).steps(20).seed(1))};
+  const auto full = evaluate(linear.model, data, attacks, {0.03, 0.05},
+                             EvaluationOptions().early_stop(false).sanity_samples(0));
+  const auto early = evaluate(linear.model, data, attacks, {0.03, 0.05},
+                              EvaluationOptions().early_stop(true).sanity_samples(0));
+  for (size_t i = 0; i < full.results.size(); ++i) {
+    EXPECT_LE(early.results[i].robust_accuracy, full.results[i].robust_accuracy);
+    EXPECT_LT(early.results[i].gradient_evaluations, full.results[i].gradient_evaluations);
+  }
+}
+
+TEST_F(RobustnessTest, MaskedGradientsRaiseWarnings) {
+  // A model whose input gradient is zero everywhere (quantised input): gradient attacks
+  // cannot move, so PGD at an eps as wide as the box leaves it "robust".
+  auto w = torch::randn({3, 16});
+  auto masked = Model::from_function(
+      [w](const at::Tensor& x) {
+        const auto quantised = x + (torch::round(x * 4) / 4 - x).detach();
+        return (quantised.flatten(1) * 0 + quantised.flatten(1).detach()).matmul(w.t());
+      },
+      {w}, "masked");
+  const auto x = torch::rand({40, 16});
+  const auto data = Dataset(x, masked.forward(x).argmax(1), 3, "toy");
+  std::vector<std::shared_ptr<Attack>> attacks = {std::make_shared<PGD>(PGDOptions(0.1).steps(5)),
+                                                  std::make_shared<CarliniWagner>(
+                                                      CarliniWagnerOptions().steps(5).binary_search_steps(2))};
+  const auto report = evaluate(masked, data, attacks, {0.1}, EvaluationOptions().sanity_samples(20));
+  ASSERT_EQ(report.warnings.size(), 2u);
+  EXPECT_NE(report.warnings[0].find("whole input box"), std::string::npos);
+  EXPECT_NE(report.warnings[1].find("unbounded C&W"), std::string::npos);
+}
+
+TEST_F(RobustnessTest, RejectsBadInputAndWritesAtomically) {
+  LinearModel linear(torch::randn({3, 4}), torch::zeros({3}));
+  const Dataset data(torch::rand({5, 4}), torch::zeros({5}, torch::kLong), 3);
+  std::vector<std::shared_ptr<Attack>> attacks = {std::make_shared<FGSM>(FGSMOptions(0.1))};
+  EXPECT_BULWARK_ERROR(evaluate(linear.model, data, {}, {0.1}), "no attack");
+  EXPECT_BULWARK_ERROR(evaluate(linear.model, data, attacks, {}), "no eps");
+  EXPECT_BULWARK_ERROR(evaluate(linear.model, data, attacks, {-0.1}), "eps", "-0.1");
+  const Dataset outside(torch::rand({5, 4}) + 2, torch::zeros({5}, torch::kLong), 3);
+  EXPECT_BULWARK_ERROR(evaluate(linear.model, outside, attacks, {0.1}), "input box");
+  testing::TempDir dir;
+  const auto report = evaluate(linear.model, data, attacks, {0.1});
+  write_report(report, dir / "r.json");
+  write_report(report, dir / "r.md");
+  std::ifstream json(dir / "r.json");
+  EXPECT_EQ(json.get(), '{');
+  EXPECT_BULWARK_ERROR(write_report(report, dir / "missing" / "r.json"), "does not exist");
+}
+
+}  // namespace
+}  // namespace bulwark
