@@ -149,6 +149,11 @@ AttackResult PGD::perform(Model& model, const at::Tensor& x, const at::Tensor& y
     const auto out = run_once(index);
     result.gradient_evaluations += out.gradient_evaluations;
     result.iterations.index_add_(0, index, out.iterations);
+    if (options_.restarts() == 1) {
+      // Nothing to compare against: skip the bookkeeping forward pass.
+      best = out.adversarial;
+      break;
+    }
     torch::NoGradGuard no_grad;
     const auto logits = model.forward(out.adversarial);
     const auto success = attack_succeeded(logits, y.index_select(0, index), targeted);
