@@ -19,6 +19,7 @@
 #include "bulwark/data/idx.h"
 #include "bulwark/defenses/trainer.h"
 #include "bulwark/eval/accuracy.h"
+#include "bulwark/eval/image_grid.h"
 #include "bulwark/eval/robustness.h"
 #include "bulwark/models/mlp.h"
 #include "bulwark/models/model_zoo.h"

@@ -154,6 +154,7 @@ struct EvaluateArgs {
   std::string split = "test";
   std::string report;
   std::string markdown;
+  std::string grid;
   int64_t batch_size = 500;
   std::vector<std::string> attacks;
   std::vector<double> epsilons = {0.1};
@@ -204,6 +205,7 @@ void print_robustness(const RobustnessReport& report) {
 void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
   if (!args.report.empty()) check_output_path("--report", args.report);
   if (!args.markdown.empty()) check_output_path("--markdown", args.markdown);
+  if (!args.grid.empty()) check_output_path("--grid", args.grid);
   const auto device = resolve_device(global);
   const auto attacks = make_attacks(args, global.seed);
   auto loaded = load_model(args.model, device);
@@ -229,10 +231,21 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
     print_robustness(robustness);
     if (!args.report.empty()) write_report(robustness, args.report);
     if (!args.markdown.empty()) write_report(robustness, args.markdown);
+    if (!args.grid.empty()) {
+      // The last attack at the largest budget, on the first eight samples.
+      const auto eps = *std::max_element(args.epsilons.begin(), args.epsilons.end());
+      auto attack = attacks.back()->with_budget(eps, false);
+      const auto shown = data.head(8);
+      const auto x = shown.images.to(device);
+      const auto result = attack->run(loaded.model, x, shown.labels.to(device));
+      write_image_grid(args.grid, x, result.adversarial, predict(loaded.model, x),
+                       predict(loaded.model, result.adversarial), shown.labels);
+      spdlog::info("wrote {} ({} at eps {})", args.grid, attack->name(), eps);
+    }
     return;
   }
-  if (!args.markdown.empty()) {
-    throw Error("--markdown needs --attacks (the clean-only report is JSON)");
+  if (!args.markdown.empty() || !args.grid.empty()) {
+    throw Error("--markdown and --grid need --attacks (the clean-only report is JSON)");
   }
   const auto report = clean_accuracy(loaded.model, data, args.batch_size);
 
@@ -300,6 +313,9 @@ Command add_evaluate_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--report", args->report, "Write the report as JSON to this file");
   cmd->add_option("--markdown", args->markdown, "Write the report as Markdown to this file");
+  cmd->add_option("--grid", args->grid,
+                  "Write a PNG of 8 clean and adversarial images with predictions (last attack, "
+                  "largest eps)");
   cmd->add_option("--attacks", args->attacks, "Attacks to run: fgsm, pgd, cw (comma-separated)")
       ->delimiter(',');
   cmd->add_option("--eps", args->epsilons, "Budgets (comma-separated), in input units")
