@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "data/data_test_util.h"
 #include "test_util.h"
 
 namespace bulwark {
@@ -18,14 +19,8 @@ std::string read_all(const fs::path& path) {
 
 class FilesTest : public testing::SeededTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("bulwark-files-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
+  testing::TempDir temp_;
+  const fs::path& dir_ = temp_.path();
 };
 
 TEST_F(FilesTest, WritesAndReplaces) {
