@@ -84,9 +84,8 @@ AttackResult CarliniWagner::perform(Model& model, const at::Tensor& x, const at:
       }
     }
     // Binary search on c, per sample (paper, section 6).
-    const auto found = succeeded;
-    upper = at::where(found, at::minimum(upper, c), upper);
-    lower = at::where(found, lower, at::maximum(lower, c));
+    upper = at::where(succeeded, at::minimum(upper, c), upper);
+    lower = at::where(succeeded, lower, at::maximum(lower, c));
     const auto bounded = upper < 1e9;
     c = at::where(bounded, (lower + upper) / 2, c * 10);
   }

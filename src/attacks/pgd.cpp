@@ -101,7 +101,7 @@ AttackResult PGD::perform(Model& model, const at::Tensor& x, const at::Tensor& y
     auto position = at::arange(index.size(0), long_options);  // rows of `out` still active
     for (int64_t step = 0; step < options_.steps() && position.size(0) > 0; ++step) {
       adv.requires_grad_(true);
-      const auto logits = model.forward(adv);
+      auto logits = model.forward(adv);
       if (options_.early_stop()) {
         const auto fooled = attack_succeeded(logits.detach(), labels, targeted);
         if (fooled.any().item<bool>()) {
@@ -113,14 +113,7 @@ AttackResult PGD::perform(Model& model, const at::Tensor& x, const at::Tensor& y
           labels = labels.index({keep});
           adv = adv.detach().index({keep}).requires_grad_(true);
           // Recompute on the survivors only: the backward pass then costs no more than they do.
-          const auto kept_logits = model.forward(adv);
-          const auto objective = attack_objective(options_.loss(), kept_logits, labels, targeted);
-          const auto grad = torch::autograd::grad({objective.sum()}, {adv})[0];
-          out.gradient_evaluations += adv.size(0);
-          adv = ops::project_step(adv.detach(), grad, clean, alpha, options_.eps(),
-                                  options_.norm(), box().lower, box().upper);
-          out.iterations.index_add_(0, position, at::ones_like(position));
-          continue;
+          logits = model.forward(adv);
         }
       }
       const auto objective = attack_objective(options_.loss(), logits, labels, targeted);

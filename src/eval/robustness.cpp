@@ -13,6 +13,7 @@
 #include "bulwark/attacks/carlini_wagner.h"
 #include "bulwark/attacks/pgd.h"
 #include "bulwark/core/files.h"
+#include "bulwark/eval/accuracy.h"
 #include "core/check.h"
 
 namespace bulwark {
@@ -118,16 +119,7 @@ RobustnessReport evaluate(Model& model, const Dataset& data,
   report.data = data.name;
   report.samples = data.size();
 
-  at::Tensor correct;
-  {
-    torch::NoGradGuard no_grad;
-    std::vector<at::Tensor> parts;
-    for (int64_t b = 0; b < data.size(); b += options.batch_size()) {
-      const auto x = data.images.slice(0, b, b + options.batch_size()).to(model.device());
-      parts.push_back(model.forward(x).argmax(1).cpu());
-    }
-    correct = at::cat(parts).eq(data.labels.cpu());
-  }
+  const auto correct = predict(model, data.images, options.batch_size()).eq(data.labels.cpu());
   report.clean_accuracy = fraction(correct, data.size());
   const auto correct_index = correct.nonzero().squeeze(1);
 
