@@ -59,6 +59,30 @@ TEST_F(RobustnessTest, EarlyStopGivesTheSameOrLowerRobustAccuracy) {
   }
 }
 
+TEST_F(RobustnessTest, CarliniWagnerRunsOnceForAllBudgets) {
+  LinearModel linear(torch::randn({10, 64}), torch::zeros({10}));
+  const auto data = labelled_by(linear.model, torch::rand({24, 64}));
+  const CarliniWagnerOptions cw_options = CarliniWagnerOptions().steps(30).binary_search_steps(4);
+  std::vector<std::shared_ptr<Attack>> attacks = {std::make_shared<CarliniWagner>(cw_options)};
+  const std::vector<double> budgets = {0.05, 0.2, 1.0};
+  const auto report = evaluate(linear.model, data, attacks, budgets,
+                               EvaluationOptions().sanity_samples(0));
+  ASSERT_EQ(report.results.size(), 3u);
+  // One unbounded run, thresholded per budget: the same as running each budget on its own.
+  const auto correct = linear.model.forward(data.images).argmax(1).eq(data.labels);
+  const auto x = data.images.index({correct});
+  const auto y = data.labels.index({correct});
+  for (size_t i = 0; i < budgets.size(); ++i) {
+    const auto separate = CarliniWagner(cw_options).with_budget(budgets[i], false)->run(
+        linear.model, x, y);
+    EXPECT_NEAR(report.results[i].attack_success_rate,
+                separate.success.to(torch::kDouble).mean().item<double>(), 1e-12)
+        << budgets[i];
+    EXPECT_EQ(report.results[i].gradient_evaluations, report.results[0].gradient_evaluations);
+  }
+  EXPECT_GE(report.results[0].robust_accuracy, report.results[2].robust_accuracy);
+}
+
 TEST_F(RobustnessTest, MaskedGradientsRaiseWarnings) {
   // A model whose input gradient is zero everywhere (quantised input): gradient attacks
   // cannot move, so PGD at an eps as wide as the box leaves it "robust".

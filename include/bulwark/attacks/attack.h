@@ -53,6 +53,9 @@ class Attack {
   virtual const InputBox& box() const = 0;
   /// A copy with another budget, and with early stopping on or off (see evaluate()).
   virtual std::unique_ptr<Attack> with_budget(double eps, bool early_stop) const = 0;
+  /// True for attacks that search for the smallest perturbation (C&W): their budget only
+  /// decides which results count, so one unbounded run answers every budget.
+  virtual bool minimizes_norm() const { return false; }
 
  protected:
   /// The attack itself, on validated inputs, with the model in eval mode.

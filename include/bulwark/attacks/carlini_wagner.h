@@ -45,6 +45,7 @@ class CarliniWagner : public Attack {
   bool targeted() const override { return options_.targeted(); }
   const InputBox& box() const override { return options_.box(); }
   std::unique_ptr<Attack> with_budget(double eps, bool early_stop) const override;
+  bool minimizes_norm() const override { return true; }
   const CarliniWagnerOptions& options() const { return options_; }
 
  protected:
