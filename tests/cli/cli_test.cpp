@@ -135,6 +135,14 @@ TEST_F(CliTest, EvaluatesATorchScriptModelFromPython) {
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("torchscript:tiny_mlp.pt"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("(12 samples)"), std::string::npos) << r.output;
+  // Attacks run on the TorchScript model too: gradients flow through the scripted module.
+  const auto report = dir / "attacked.json";
+  const auto a = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
+                         " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt --attacks fgsm,pgd "
+                         "--eps 0.1,0.5 --steps 3 --report " + report.string());
+  EXPECT_EQ(a.status, 0) << a.output;
+  EXPECT_NE(a.output.find("pgd    linf       0.5"), std::string::npos) << a.output;
+  EXPECT_TRUE(std::filesystem::exists(report));
 }
 
 }  // namespace
