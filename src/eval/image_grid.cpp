@@ -1,6 +1,5 @@
 #include "bulwark/eval/image_grid.h"
 
-#include <png.h>
 #include <torch/torch.h>
 
 #include <array>
@@ -9,6 +8,7 @@
 
 #include "bulwark/core/files.h"
 #include "core/check.h"
+#include "data/png_bytes.h"
 
 namespace bulwark {
 namespace {
@@ -64,29 +64,6 @@ struct Canvas {
   }
 };
 
-void write_png(const std::filesystem::path& path, const Canvas& canvas) {
-  FILE* file = std::fopen(path.c_str(), "wb");
-  BULWARK_CHECK(file != nullptr, "write_image_grid: cannot open '{}' for writing", path.string());
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png != nullptr ? png_create_info_struct(png) : nullptr;
-  if (png == nullptr || info == nullptr || setjmp(png_jmpbuf(png))) {
-    png_destroy_write_struct(&png, &info);
-    std::fclose(file);
-    throw Error(fmt::format("write_image_grid: libpng failed writing '{}'", path.string()));
-  }
-  png_init_io(png, file);
-  png_set_IHDR(png, info, static_cast<png_uint_32>(canvas.width),
-               static_cast<png_uint_32>(canvas.height), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  png_write_info(png, info);
-  for (int64_t y = 0; y < canvas.height; ++y) {
-    png_write_row(png, const_cast<png_bytep>(&canvas.rgb[static_cast<size_t>(y * canvas.width * 3)]));
-  }
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  BULWARK_CHECK(std::fclose(file) == 0, "write_image_grid: closing '{}' failed", path.string());
-}
-
 }  // namespace
 
 void write_image_grid(const std::filesystem::path& path, const at::Tensor& clean,
@@ -124,7 +101,9 @@ void write_image_grid(const std::filesystem::path& path, const at::Tensor& clean
     const double peak = std::max(diff[i].max().item<double>(), 1e-12);
     canvas.image(3 * kPad + 2 * w, top + kText, diff[i] / peak, scale);
   }
-  write_file_atomically(path, [&](const std::filesystem::path& tmp) { write_png(tmp, canvas); });
+  write_file_atomically(path, [&](const std::filesystem::path& tmp) {
+    detail::write_png_bytes(tmp, canvas.width, canvas.height, 3, canvas.rgb);
+  });
 }
 
 }  // namespace bulwark

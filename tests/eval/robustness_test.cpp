@@ -33,7 +33,9 @@ TEST_F(RobustnessTest, WorstCaseAndMonotoneOnALinearModel) {
   ASSERT_EQ(report.worst_case.size(), 3u);
   for (const auto& w : report.worst_case) {
     for (const auto& r : report.results) {
-      if (r.eps == w.eps) EXPECT_LE(w.robust_accuracy, r.robust_accuracy);
+      if (r.eps == w.eps) {
+        EXPECT_LE(w.robust_accuracy, r.robust_accuracy);
+      }
       EXPECT_LE(r.robust_accuracy, report.clean_accuracy);
     }
   }
