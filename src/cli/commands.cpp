@@ -11,57 +11,12 @@
 #include <filesystem>
 
 #include "bulwark/bulwark.h"
+#include "cli/cli_common.h"
 #include "cli/progress.h"
 #include "core/check.h"
 
 namespace bulwark::cli {
-namespace fs = std::filesystem;
 namespace {
-
-c10::Device resolve_device(const GlobalOptions& global) {
-  if (global.device == "cuda") {
-    BULWARK_CHECK(torch::cuda::is_available(),
-                  "--device cuda: no CUDA device is visible to LibTorch (use --device cpu)");
-    return c10::Device(c10::kCUDA, 0);
-  }
-  return c10::Device(c10::kCPU);
-}
-
-struct DataOptions {
-  std::string name = "fashion-mnist";
-  std::string directory;
-  int64_t limit = 0;
-};
-
-void add_data_options(CLI::App* cmd, DataOptions& data) {
-  cmd->add_option("--data", data.name, "Data set")
-      ->check(CLI::IsMember({"fashion-mnist", "mnist", "cifar10"}));
-  cmd->add_option("--data-dir", data.directory,
-                  "Directory of the data set files (default for fashion-mnist: "
-                  "/usr/share/datasets/fashion-mnist)");
-  cmd->add_option("--limit", data.limit, "Use only the first N samples (0: all)")
-      ->check(CLI::NonNegativeNumber);
-}
-
-Dataset load_data(const DataOptions& options, Split split) {
-  Dataset data;
-  if (options.name == "fashion-mnist") {
-    data = load_fashion_mnist(
-        split, options.directory.empty() ? default_fashion_mnist_dir() : fs::path(options.directory));
-  } else {
-    BULWARK_CHECK(!options.directory.empty(), "--data {} needs --data-dir", options.name);
-    data = options.name == "mnist" ? load_mnist_format(options.directory, split, "mnist")
-                                   : load_cifar10(options.directory, split);
-  }
-  return options.limit > 0 ? data.head(options.limit) : data;
-}
-
-void check_output_path(const std::string& option, const fs::path& path) {
-  const auto directory = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  BULWARK_CHECK(fs::is_directory(directory), "{}: directory '{}' does not exist", option,
-                directory.string());
-  BULWARK_CHECK(!fs::is_directory(path), "{}: '{}' is a directory", option, path.string());
-}
 
 bool has_kernel(const char* op, const char* overload, c10::DispatchKey key) {
   const auto handle = c10::Dispatcher::singleton().findSchema({op, overload});
@@ -81,6 +36,9 @@ void run_info(const GlobalOptions&) {
              at::get_num_interop_threads());
   fmt::print("op kernels          project_step: CPU {}, CUDA {}\n",
              has_kernel("bulwark::project_step", "", c10::DispatchKey::CPU) ? "yes" : "no",
+             BULWARK_WITH_CUDA ? "yes" : "reference fallback");
+  fmt::print("                    patch_composite: CPU {}, CUDA {}\n",
+             has_kernel("bulwark::patch_composite", "", c10::DispatchKey::CPU) ? "yes" : "no",
              BULWARK_WITH_CUDA ? "yes" : "reference fallback");
 }
 

@@ -27,5 +27,7 @@ struct Command {
 Command add_info_command(CLI::App& app, const GlobalOptions& global);
 Command add_train_command(CLI::App& app, const GlobalOptions& global);
 Command add_evaluate_command(CLI::App& app, const GlobalOptions& global);
+Command add_patch_command(CLI::App& app, const GlobalOptions& global);
+Command add_sticker_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace bulwark::cli

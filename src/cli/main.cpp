@@ -43,7 +43,9 @@ int main(int argc, char** argv) {
 
   const std::vector<Command> commands = {add_info_command(app, global),
                                          add_train_command(app, global),
-                                         add_evaluate_command(app, global)};
+                                         add_evaluate_command(app, global),
+                                         add_patch_command(app, global),
+                                         add_sticker_command(app, global)};
   for (const auto& command : commands) command.app->fallthrough();
 
   auto logger = spdlog::stderr_color_mt("bulwark");

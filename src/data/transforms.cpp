@@ -53,6 +53,24 @@ bool TransformOptions::geometric_identity() const {
   return rotation_ == 0 && scale_min_ == 1 && scale_max_ == 1 && translate_ == 0;
 }
 
+TransformOptions TransformOptions::scaled(double factor) const {
+  BULWARK_CHECK(factor >= 0 && std::isfinite(factor),
+                "TransformOptions::scaled: factor must be finite and >= 0, got {}", factor);
+  const auto widen = [factor](double lo, double hi) {
+    return std::pair{std::max(0.05, 1 - factor * (1 - lo)), 1 + factor * (hi - 1)};
+  };
+  const auto [scale_lo, scale_hi] = widen(scale_min_, scale_max_);
+  const auto [contrast_lo, contrast_hi] = widen(contrast_min_, contrast_max_);
+  return TransformOptions()
+      .rotation(rotation_ * factor)
+      .scale(factor == 0 ? 1 : scale_lo, factor == 0 ? 1 : scale_hi)
+      .translate(translate_ * factor)
+      .brightness(brightness_ * factor)
+      .contrast(factor == 0 ? 1 : contrast_lo, factor == 0 ? 1 : contrast_hi)
+      .blur(blur_ * factor)
+      .noise(noise_ * factor);
+}
+
 bool TransformOptions::identity() const {
   return geometric_identity() && brightness_ == 0 && contrast_min_ == 1 && contrast_max_ == 1 &&
          blur_ == 0 && noise_ == 0;

@@ -25,6 +25,18 @@ TEST_F(TransformsTest, ZeroRangesAreTheIdentityBitForBit) {
   EXPECT_TRUE(torch::equal(apply_photometric(images, pose, InputBox()), images));
 }
 
+TEST_F(TransformsTest, ScaledRangesWidenAboutTheIdentity) {
+  const auto options = TransformOptions().rotation(10).scale(0.9, 1.1).brightness(0.1).contrast(0.8, 1.2).noise(0.02);
+  EXPECT_TRUE(options.scaled(0).identity());
+  const auto twice = options.scaled(2);
+  EXPECT_DOUBLE_EQ(twice.rotation(), 20);
+  EXPECT_DOUBLE_EQ(twice.scale_min(), 0.8);
+  EXPECT_DOUBLE_EQ(twice.scale_max(), 1.2);
+  EXPECT_DOUBLE_EQ(twice.contrast_min(), 0.6);
+  EXPECT_DOUBLE_EQ(twice.noise(), 0.04);
+  EXPECT_GE(options.scaled(100).scale_min(), 0.05);
+}
+
 TEST_F(TransformsTest, SameSeedSameViews) {
   const auto images = torch::rand({4, 1, 16, 16});
   const auto options = TransformOptions().rotation(20).scale(0.8, 1.2).translate(0.1).brightness(0.2).contrast(0.7, 1.3).blur(1.0).noise(0.05);

@@ -48,6 +48,11 @@ struct TransformOptions {
   double blur() const { return blur_; }
   double noise() const { return noise_; }
 
+  /// The same kinds of change with every range widened (factor > 1) or narrowed (< 1) about
+  /// the identity: factor 0 is the identity, 1 these options; a scale or contrast range's
+  /// distance from 1 is multiplied (its lower end kept above 0.05).
+  TransformOptions scaled(double factor) const;
+
   /// No geometric change: rotation 0, scale [1, 1], translation 0.
   bool geometric_identity() const;
   /// No change of any kind.
