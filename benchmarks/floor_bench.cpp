@@ -26,7 +26,7 @@ void BM_SmallCnnForwardBackwardInput(benchmark::State& state) {
   state.counters["samples_per_second"] =
       benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_SmallCnnForwardBackwardInput)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SmallCnnForwardBackwardInput)->Arg(32)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_SmallCnnForwardBackwardParameters(benchmark::State& state) {
   bulwark::manual_seed(0);

@@ -226,10 +226,12 @@ void run_patch(const GlobalOptions& global, const PatchArgs& args) {
   report["placement"] = {{"rotation_degrees", placement.rotation()},
                          {"scale", {placement.scale_min(), placement.scale_max()}}};
   report["results"] = nlohmann::json::array();
-  fmt::print("Bulwark adversarial patch: {} on {}, {}, {} training / {} held-out images\n",
-             args.model, test.name,
-             args.target >= 0 ? fmt::format("target class {}", args.target) : "untargeted",
-             train.size(), test.size());
+  // Printed once the first patch is trained, so that an error is the only output.
+  const auto header =
+      fmt::format("Bulwark adversarial patch: {} on {}, {}, {} training / {} held-out images\n",
+                  args.model, test.name,
+                  args.target >= 0 ? fmt::format("target class {}", args.target) : "untargeted",
+                  train.size(), test.size());
   for (const double size : args.sizes) {
     const auto suffix = args.sizes.size() > 1 ? fmt::format("-size{:g}", size) : std::string();
     std::unique_ptr<Progress> progress;
@@ -247,6 +249,7 @@ void run_patch(const GlobalOptions& global, const PatchArgs& args) {
             .seed(global.seed),
         progress_callback(progress, fmt::format("patch {:g}", size), global));
     const auto& patch = trained.patch;
+    if (size == args.sizes.front()) fmt::print("{}", header);
     const double area = patch.area_fraction(test.images.size(2), test.images.size(3));
     fmt::print("  size {:g}: {} patch of {}x{} pixels covering {:.2f}% of the image, {} steps in "
                "{:.1f}s ({:.1f} steps/s)\n",
@@ -360,17 +363,19 @@ void run_sticker(const GlobalOptions& global, const StickerArgs& args) {
                      .transforms(args.transforms())
                      .seed(global.seed);
   if (!args.palette.empty()) options.palette(read_palette(args.palette).to(device));
-  fmt::print("Bulwark masked sticker (RP2): {} on {}{}, {}, mask {} ({:.1f}% of the image), {} "
-             "training / {} held-out images\n",
-             args.model, test.name,
-             args.only_class >= 0 ? fmt::format(" class {}", args.only_class) : "",
-             args.target >= 0 ? fmt::format("target class {}", args.target) : "untargeted",
-             args.mask, 100 * mask.gt(0).to(torch::kDouble).mean().item<double>(), train.size(),
-             test.size());
+  const auto header = fmt::format(
+      "Bulwark masked sticker (RP2): {} on {}{}, {}, mask {} ({:.1f}% of the image), {} "
+      "training / {} held-out images\n",
+      args.model, test.name,
+      args.only_class >= 0 ? fmt::format(" class {}", args.only_class) : "",
+      args.target >= 0 ? fmt::format("target class {}", args.target) : "untargeted",
+      args.mask, 100 * mask.gt(0).to(torch::kDouble).mean().item<double>(), train.size(),
+      test.size());
   std::unique_ptr<Progress> progress;
   const auto trained = train_sticker(loaded.model, train, options,
                                      progress_callback(progress, "sticker", global));
   const auto& sticker = trained.sticker;
+  fmt::print("{}", header);
   const auto masked = sticker.perturbation.masked_select(sticker.mask.gt(0).expand_as(sticker.perturbation));
   const double l2 = sticker.perturbation.norm().item<double>();
   const double linf = masked.numel() > 0 ? masked.abs().max().item<double>() : 0.0;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "bulwark/data/image_io.h"
 #include "bulwark/models/model_zoo.h"
 #include "data/data_test_util.h"
 #include "test_util.h"
@@ -84,9 +85,9 @@ TEST_F(CliTest, FailedRunsLeaveNoFileBehind) {
             0);
 }
 
-TEST_F(CliTest, TrainsAndEvaluatesOnSmallData) {
-  testing::TempDir dir;
-  // A toy MNIST-format data set: the class is the brightness decile of the image.
+// A toy MNIST-format data set of 200 images in `dir`, both splits: the class is the
+// brightness decile of the image.
+void write_toy_mnist(const testing::TempDir& dir) {
   const int n = 200;
   std::vector<uint8_t> images = {0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 28, 0, 0, 0, 28};
   std::vector<uint8_t> labels = {0, 0, 8, 1, 0, 0, 0, n};
@@ -98,6 +99,16 @@ TEST_F(CliTest, TrainsAndEvaluatesOnSmallData) {
     testing::write_bytes(dir / (std::string(split) + "-images-idx3-ubyte"), images);
     testing::write_bytes(dir / (std::string(split) + "-labels-idx1-ubyte"), labels);
   }
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+TEST_F(CliTest, TrainsAndEvaluatesOnSmallData) {
+  testing::TempDir dir;
+  write_toy_mnist(dir);
   const auto model = dir / "mlp.pt";
   auto r = run_cli("train --data mnist --data-dir " + dir.path().string() +
                    " --arch mlp --epochs 3 --lr 0.01 --out " + model.string());
@@ -112,8 +123,7 @@ TEST_F(CliTest, TrainsAndEvaluatesOnSmallData) {
               model.string() + " --report " + report.string());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("clean accuracy"), std::string::npos) << r.output;
-  std::ifstream in(report);
-  const std::string json((std::istreambuf_iterator<char>(in)), {});
+  const std::string json = read_text(report);
   EXPECT_NE(json.find("\"clean_accuracy\""), std::string::npos);
   EXPECT_NE(json.find("\"samples\": 200"), std::string::npos) << json;
 }
@@ -143,6 +153,68 @@ TEST_F(CliTest, EvaluatesATorchScriptModelFromPython) {
   EXPECT_EQ(a.status, 0) << a.output;
   EXPECT_NE(a.output.find("pgd    linf       0.5"), std::string::npos) << a.output;
   EXPECT_TRUE(std::filesystem::exists(report));
+}
+
+TEST_F(CliTest, PatchAndStickerWritePngsReportsAndGrids) {
+  testing::TempDir dir;
+  write_toy_mnist(dir);
+  const auto data = " --data mnist --data-dir " + dir.path().string();
+  const auto model = dir / "mlp.pt";
+  ASSERT_EQ(run_cli("train --quiet" + data + " --arch mlp --epochs 2 --out " + model.string()).status, 0);
+  const auto common = data + " --model " + model.string() +
+                      " --steps 4 --batch-size 8 --train-samples 60 --test-samples 40 --views 2";
+  auto r = run_cli("patch --quiet" + common + " --target 3 --size 0.05,0.1 --shape circle --out " +
+                   (dir / "patch.png").string() + " --report " + (dir / "patch.json").string() +
+                   " --grid " + (dir / "grid.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const auto* name : {"patch-size0.05.png", "patch-size0.1.png", "grid-size0.1.png"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir / name)) << name;
+  }
+  const auto patch = read_png(dir / "patch-size0.1.png");
+  EXPECT_EQ(patch.size(0), 1);
+  const auto report = read_text(dir / "patch.json");
+  for (const auto* key : {"\"area_fraction\"", "\"baseline_success_rate\"", "\"range_factor\": 2.0",
+                          "\"target\": 3", "\"shape\": \"circle\""}) {
+    EXPECT_NE(report.find(key), std::string::npos) << key << " in " << report;
+  }
+  EXPECT_NE(r.output.find("covering 10.00% of the image"), std::string::npos) << r.output;
+
+  auto mask = torch::zeros({1, 28, 28});
+  mask.slice(1, 10, 14).fill_(1);
+  write_png(dir / "mask.png", mask);
+  std::ofstream(dir / "palette.txt") << "# printable greys\n0.0\n0.5\n1.0\n";
+  r = run_cli("sticker --quiet" + common + " --mask " + (dir / "mask.png").string() +
+              " --palette " + (dir / "palette.txt").string() +
+              " --out " + (dir / "sticker.png").string() + " --report " +
+              (dir / "sticker.json").string() + " --grid " + (dir / "sgrid.png").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir / "sticker.png"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "sgrid.png"));
+  EXPECT_NE(read_text(dir / "sticker.json").find("\"mask_fraction\""), std::string::npos);
+}
+
+TEST_F(CliTest, PatchAndStickerBadInputIsOneLineAndWritesNothing) {
+  testing::TempDir dir;
+  write_toy_mnist(dir);
+  const auto data = " --data mnist --data-dir " + dir.path().string();
+  const auto model = dir / "mlp.pt";
+  ASSERT_EQ(run_cli("train --quiet" + data + " --arch mlp --epochs 1 --out " + model.string()).status, 0);
+  const auto common = data + " --model " + model.string() + " --steps 2 --train-samples 20 --test-samples 20";
+  const auto out = dir / "out.png";
+  write_png(dir / "small-mask.png", torch::ones({1, 20, 28}));
+  write_png(dir / "empty-mask.png", torch::zeros({1, 28, 28}));
+  for (const auto& [args, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"patch" + common + " --size 1 --shape circle", "larger than the image"},
+           {"patch" + common + " --target 10", "target class must be in [0, 10)"},
+           {"sticker" + common + " --mask " + (dir / "small-mask.png").string(), "mask must be [H, W] = [28, 28]"},
+           {"sticker" + common + " --mask " + (dir / "empty-mask.png").string(), "mask is empty"},
+           {"sticker" + common + " --mask " + (dir / "missing.png").string(), "cannot read"}}) {
+    const auto r = run_cli(args + " --out " + out.string());
+    EXPECT_EQ(r.status, 1) << args << ": " << r.output;
+    EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+    EXPECT_NE(r.output.find(expected), std::string::npos) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(out));
+  }
 }
 
 }  // namespace

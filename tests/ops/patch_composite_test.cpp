@@ -127,6 +127,26 @@ TEST_F(PatchCompositeTest, SharedPatchGradientDoesNotDependOnThreadCount) {
   EXPECT_TRUE(torch::equal(one, many));
 }
 
+TEST_F(PatchCompositeTest, AxisAlignedConstantAndEdgeMapsMatchTheReference) {
+  // Quarter turns (x does not move the patch's column), a map that reads one point for every
+  // pixel, patches cut by the image border and one wholly outside: the CPU kernel's per-row
+  // spans must not drop or add a pixel.
+  const auto theta = torch::tensor({0.0, 2.0, 0.1, -2.0, 0.0, 0.0,     //
+                                    0.0, 0.0, 0.2, 0.0, 0.0, -0.3,     //
+                                    3.0, 0.0, -2.5, 0.0, 3.0, 2.5,     //
+                                    3.0, 0.0, 2.9, 0.0, 3.0, 0.0,      //
+                                    1.5, 0.5, 0.0, -0.5, 1.5, 0.0,     //
+                                    2.0, 0.0, 9.0, 0.0, 2.0, 9.0},
+                                   torch::kDouble)
+                         .reshape({6, 2, 3});
+  Inputs in{torch::rand({6, 2, 13, 11}, torch::kDouble), torch::rand({2, 5, 4}, torch::kDouble),
+            torch::rand({5, 4}, torch::kDouble), theta};
+  for (const auto blend : {Blend::Replace, Blend::Add}) {
+    expect_forward_matches(in, blend, 1e-10, 1e-12);
+    expect_backward_matches(in, blend, 1e-10, 1e-12);
+  }
+}
+
 TEST_F(PatchCompositeTest, IdentityPlacementOfAFullSizeOpaquePatchGivesThePatch) {
   const auto images = torch::rand({2, 3, 8, 8}, torch::kDouble);
   const auto patch = torch::rand({3, 8, 8}, torch::kDouble);

@@ -1,5 +1,6 @@
 // CPU kernels of bulwark::patch_composite and its backward. The forward runs in parallel over
-// image rows; each output pixel reads at most four patch taps (see patch_taps). The backward
+// image rows; along a row the patch coordinates are linear in x, so only the span of the row
+// the patch can reach is sampled (at most four taps per pixel) and the rest is copied. The backward
 // writes the image gradient in the same pass in which it scatters the patch gradient; a shared
 // patch's gradient is summed in a fixed number of sample chunks, each into its own buffer, and
 // the buffers are added in order, so the result does not depend on the thread count.
@@ -16,6 +17,8 @@
 namespace bulwark::ops {
 namespace {
 
+using detail::RowSpan;
+
 struct Geometry {
   int64_t channels, height, width, patch_height, patch_width;
   int64_t image_size() const { return height * width; }
@@ -26,17 +29,32 @@ Geometry geometry_of(const at::Tensor& images, const at::Tensor& mask) {
   return {images.size(1), images.size(2), images.size(3), mask.size(0), mask.size(1)};
 }
 
+// Copies columns [0, begin) and [end, W) of row `row` of every channel from `from` to `to`.
+template <typename scalar_t>
+void copy_outside(const scalar_t* from, scalar_t* to, int64_t row, const RowSpan<scalar_t>& span,
+                  const Geometry& g) {
+  const int64_t plane = g.image_size();
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const int64_t offset = c * plane + row * g.width;
+    std::copy(from + offset, from + offset + span.begin, to + offset);
+    std::copy(from + offset + span.end, from + offset + g.width, to + offset + span.end);
+  }
+}
+
 template <typename scalar_t>
 void composite_row(const scalar_t* image, const scalar_t* patch, const scalar_t* mask,
                    const scalar_t* theta, scalar_t* out, int64_t y, const Geometry& g,
                    bool replace) {
   const int64_t plane = g.image_size();
   const int64_t patch_plane = g.patch_size();
-  for (int64_t x = 0; x < g.width; ++x) {
+  const auto span = detail::row_span(theta, y, g.height, g.width, g.patch_height, g.patch_width);
+  copy_outside(image, out, y, span, g);
+  for (int64_t x = span.begin; x < span.end; ++x) {
     const int64_t pixel = y * g.width + x;
+    const auto xs = static_cast<scalar_t>(x);
     detail::Taps<scalar_t> taps{};
-    if (!detail::patch_taps(theta, y, x, g.height, g.width, g.patch_height, g.patch_width,
-                            taps)) {
+    if (!detail::taps_at(span.ix0 + xs * span.dix, span.iy0 + xs * span.diy, g.patch_height,
+                         g.patch_width, taps)) {
       for (int64_t c = 0; c < g.channels; ++c) out[c * plane + pixel] = image[c * plane + pixel];
       continue;
     }
@@ -96,11 +114,15 @@ void backward_sample(const scalar_t* grad_out, const scalar_t* mask, const scala
   const int64_t plane = g.image_size();
   const int64_t patch_plane = g.patch_size();
   for (int64_t y = 0; y < g.height; ++y) {
-    for (int64_t x = 0; x < g.width; ++x) {
+    const auto span =
+        detail::row_span(theta, y, g.height, g.width, g.patch_height, g.patch_width);
+    copy_outside(grad_out, grad_image, y, span, g);
+    for (int64_t x = span.begin; x < span.end; ++x) {
       const int64_t pixel = y * g.width + x;
+      const auto xs = static_cast<scalar_t>(x);
       detail::Taps<scalar_t> taps{};
-      if (!detail::patch_taps(theta, y, x, g.height, g.width, g.patch_height, g.patch_width,
-                              taps)) {
+      if (!detail::taps_at(span.ix0 + xs * span.dix, span.iy0 + xs * span.diy, g.patch_height,
+                           g.patch_width, taps)) {
         for (int64_t c = 0; c < g.channels; ++c) {
           grad_image[c * plane + pixel] = grad_out[c * plane + pixel];
         }
