@@ -22,6 +22,8 @@
 #include "bulwark/data/idx.h"
 #include "bulwark/data/image_io.h"
 #include "bulwark/data/transforms.h"
+#include "bulwark/defenses/lr_schedule.h"
+#include "bulwark/defenses/strategy.h"
 #include "bulwark/defenses/trainer.h"
 #include "bulwark/eval/accuracy.h"
 #include "bulwark/eval/image_grid.h"

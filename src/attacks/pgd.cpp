@@ -77,7 +77,69 @@ struct RunOutput {
   int64_t gradient_evaluations = 0;
 };
 
+// One run of PGD on the samples `index` of (x, y); with early stopping, samples leave the active
+// set as soon as they are fooled and keep that iterate. A custom objective (given the logits of
+// every sample of `index`, never with early stopping) replaces the options' loss.
+RunOutput run_once(Model& model, const at::Tensor& x, const at::Tensor& y, const at::Tensor& index,
+                   const PGDOptions& options, double alpha, at::Generator& generator,
+                   const PGD::Objective& custom) {
+  const bool targeted = options.targeted();
+  const auto long_options = x.options().dtype(at::kLong);
+  RunOutput out;
+  auto active = index;
+  auto clean = x.index_select(0, active);
+  auto labels = y.index_select(0, active);
+  auto adv = options.random_start()
+                 ? random_start(clean, options.eps(), options.norm(), options.box(), generator)
+                 : clean.clone();
+  out.adversarial = adv.clone();
+  out.iterations = at::zeros({index.size(0)}, long_options);
+  auto position = at::arange(index.size(0), long_options);  // rows of `out` still active
+  for (int64_t step = 0; step < options.steps() && position.size(0) > 0; ++step) {
+    adv.requires_grad_(true);
+    auto logits = model.forward(adv);
+    if (options.early_stop()) {
+      const auto fooled = attack_succeeded(logits.detach(), labels, targeted);
+      if (fooled.any().item<bool>()) {
+        out.adversarial.index_copy_(0, position.index({fooled}), adv.detach().index({fooled}));
+        const auto keep = fooled.logical_not();
+        position = position.index({keep});
+        if (position.size(0) == 0) break;
+        clean = clean.index({keep});
+        labels = labels.index({keep});
+        adv = adv.detach().index({keep}).requires_grad_(true);
+        // Recompute on the survivors only: the backward pass then costs no more than they do.
+        logits = model.forward(adv);
+      }
+    }
+    const auto objective =
+        custom ? custom(logits) : attack_objective(options.loss(), logits, labels, targeted);
+    const auto grad = torch::autograd::grad({objective.sum()}, {adv})[0];
+    out.gradient_evaluations += adv.size(0);
+    adv = ops::project_step(adv.detach(), grad, clean, alpha, options.eps(), options.norm(),
+                            options.box().lower, options.box().upper);
+    out.iterations.index_add_(0, position, at::ones_like(position));
+  }
+  if (position.size(0) > 0) out.adversarial.index_copy_(0, position, adv.detach());
+  return out;
+}
+
 }  // namespace
+
+at::Tensor PGD::perturb(Model& model, const at::Tensor& x, const at::Tensor& y,
+                        at::Generator& generator, const Objective& objective) const {
+  BULWARK_CHECK(!options_.early_stop(),
+                "pgd: perturb() runs every step on every sample; turn early_stop off");
+  BULWARK_CHECK(x.defined() && y.defined() && x.dim() >= 1 && y.dim() == 1 &&
+                    y.size(0) == x.size(0),
+                "pgd: perturb() needs x [N, ...] and y [N], got {} and {}",
+                x.defined() ? detail::shape_string(x) : "undefined",
+                y.defined() ? detail::shape_string(y) : "undefined");
+  return run_once(model, x, y, at::arange(x.size(0), x.options().dtype(at::kLong)), options_,
+                  step_size(), generator, objective)
+      .adversarial;
+}
+
 
 AttackResult PGD::perform(Model& model, const at::Tensor& x, const at::Tensor& y) {
   const int64_t n = x.size(0);
@@ -85,47 +147,6 @@ AttackResult PGD::perform(Model& model, const at::Tensor& x, const at::Tensor& y
   const bool targeted = options_.targeted();
   auto generator = make_generator(options_.seed(), x.device());
   const auto long_options = x.options().dtype(at::kLong);
-
-  // One run of PGD on the samples `index`; with early stopping, samples leave the active set as
-  // soon as they are fooled and keep that iterate.
-  auto run_once = [&](const at::Tensor& index) {
-    RunOutput out;
-    auto active = index;
-    auto clean = x.index_select(0, active);
-    auto labels = y.index_select(0, active);
-    auto adv = options_.random_start()
-                   ? random_start(clean, options_.eps(), options_.norm(), box(), generator)
-                   : clean.clone();
-    out.adversarial = adv.clone();
-    out.iterations = at::zeros({index.size(0)}, long_options);
-    auto position = at::arange(index.size(0), long_options);  // rows of `out` still active
-    for (int64_t step = 0; step < options_.steps() && position.size(0) > 0; ++step) {
-      adv.requires_grad_(true);
-      auto logits = model.forward(adv);
-      if (options_.early_stop()) {
-        const auto fooled = attack_succeeded(logits.detach(), labels, targeted);
-        if (fooled.any().item<bool>()) {
-          out.adversarial.index_copy_(0, position.index({fooled}), adv.detach().index({fooled}));
-          const auto keep = fooled.logical_not();
-          position = position.index({keep});
-          if (position.size(0) == 0) break;
-          clean = clean.index({keep});
-          labels = labels.index({keep});
-          adv = adv.detach().index({keep}).requires_grad_(true);
-          // Recompute on the survivors only: the backward pass then costs no more than they do.
-          logits = model.forward(adv);
-        }
-      }
-      const auto objective = attack_objective(options_.loss(), logits, labels, targeted);
-      const auto grad = torch::autograd::grad({objective.sum()}, {adv})[0];
-      out.gradient_evaluations += adv.size(0);
-      adv = ops::project_step(adv.detach(), grad, clean, alpha, options_.eps(), options_.norm(),
-                              box().lower, box().upper);
-      out.iterations.index_add_(0, position, at::ones_like(position));
-    }
-    if (position.size(0) > 0) out.adversarial.index_copy_(0, position, adv.detach());
-    return out;
-  };
 
   auto best = x.clone();
   auto best_success = at::zeros({n}, x.options().dtype(at::kBool));
@@ -139,7 +160,7 @@ AttackResult PGD::perform(Model& model, const at::Tensor& x, const at::Tensor& y
                            ? best_success.logical_not().nonzero().squeeze(1)
                            : at::arange(n, long_options);
     if (index.size(0) == 0) break;
-    const auto out = run_once(index);
+    const auto out = run_once(model, x, y, index, options_, alpha, generator, {});
     result.gradient_evaluations += out.gradient_evaluations;
     result.iterations.index_add_(0, index, out.iterations);
     if (options_.restarts() == 1) {

@@ -16,6 +16,7 @@
 #include "core/check.h"
 
 namespace bulwark::cli {
+namespace fs = std::filesystem;
 namespace {
 
 bool has_kernel(const char* op, const char* overload, c10::DispatchKey key) {
@@ -52,6 +53,21 @@ struct TrainArgs {
   double learning_rate = 1e-3;
   double momentum = 0.9;
   double weight_decay = 0.0;
+  std::string strategy = "standard";
+  double eps = 0.1;
+  int64_t attack_steps = 10;
+  double attack_step_size = 0.0;
+  double beta = 6.0;
+  int64_t warmup_epochs = 0;
+  std::string schedule = "constant";
+  std::vector<int64_t> milestones;
+  double gamma = 0.1;
+  int64_t validation_samples = 1000;
+  int64_t eval_steps = 20;
+  std::string checkpoint;
+  bool resume = false;
+  bool keep_last = false;
+  std::string report;
 };
 
 void print_accuracy(const std::string& title, const AccuracyReport& report) {
@@ -62,10 +78,14 @@ void print_accuracy(const std::string& title, const AccuracyReport& report) {
 
 void run_train(const GlobalOptions& global, const TrainArgs& args) {
   check_output_path("--out", args.out);
+  const auto checkpoint = args.checkpoint.empty() ? args.out + ".ckpt" : args.checkpoint;
+  check_output_path("--checkpoint", checkpoint);
+  if (!args.report.empty()) check_output_path("--report", args.report);
   const auto device = resolve_device(global);
   manual_seed(global.seed);
   const auto train = load_data(args.data, Split::Train);
   const auto test = load_data(args.data, Split::Test);
+  const auto validation = test.head(args.validation_samples);
 
   ModelSpec spec;
   spec.arch = args.arch;
@@ -75,6 +95,7 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
   auto model = make_model(spec);
   model.to(device);
 
+  const auto strategy = parse_strategy(args.strategy);
   Trainer trainer(model, TrainerOptions()
                              .epochs(args.epochs)
                              .batch_size(args.batch_size)
@@ -82,28 +103,92 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
                              .learning_rate(args.learning_rate)
                              .momentum(args.momentum)
                              .weight_decay(args.weight_decay)
-                             .seed(global.seed));
-  spdlog::info("training {} on {} ({} samples) for {} epoch(s), {} threads", args.arch,
-               train.name, train.size(), args.epochs, at::get_num_threads());
+                             .seed(global.seed)
+                             .strategy(StrategyOptions(strategy, args.eps)
+                                           .steps(args.attack_steps)
+                                           .step_size(args.attack_step_size)
+                                           .beta(args.beta)
+                                           .warmup_epochs(args.warmup_epochs))
+                             .schedule(ScheduleOptions(parse_schedule(args.schedule))
+                                           .milestones(args.milestones)
+                                           .gamma(args.gamma))
+                             .eval_eps(args.eps)
+                             .eval_steps(args.eval_steps)
+                             .checkpoint(checkpoint)
+                             .keep_best(!args.keep_last));
+  if (args.resume && fs::exists(checkpoint)) {
+    trainer.resume(checkpoint);
+    spdlog::info("resumed from {} after epoch {}", checkpoint, trainer.history().size());
+  }
+  spdlog::info("training {} ({}, eps {}) on {} ({} samples) for {} epoch(s), {} threads",
+               args.arch, args.strategy, args.eps, train.name, train.size(), args.epochs,
+               at::get_num_threads());
   std::unique_ptr<Progress> progress;
   trainer.on_batch([&](const BatchProgress& p) {
     if (p.batch == 0) {
       progress = std::make_unique<Progress>(fmt::format("epoch {}/{}", p.epoch + 1, p.epochs),
                                             p.batches, global.quiet);
     }
-    progress->update(p.batch + 1, fmt::format("loss {:.3f} acc {:.1f}% {:.0f} samples/s", p.loss,
-                                              100 * p.running_accuracy, p.samples_per_second));
+    progress->update(p.batch + 1,
+                     fmt::format("loss {:.3f} acc {:.1f}% lr {:.2g} eps {:.3g} {:.0f} samples/s",
+                                 p.loss, 100 * p.running_accuracy, p.learning_rate, p.eps,
+                                 p.samples_per_second));
   });
   trainer.on_epoch([&](const EpochMetrics& m) {
-    if (progress) {
-      progress->finish(fmt::format("loss {:.4f}, train accuracy {:.2f}%, {:.0f} samples/s",
-                                   m.train_loss, 100 * m.train_accuracy, m.samples_per_second));
+    if (!progress) return;
+    std::string validated;
+    if (m.clean_accuracy >= 0) {
+      validated = fmt::format(", validation clean {:.2f}%", 100 * m.clean_accuracy);
+      if (m.robust_accuracy >= 0) {
+        validated += fmt::format(" robust {:.2f}% (PGD-{} eps {:g})", 100 * m.robust_accuracy,
+                                 args.eval_steps, args.eps);
+      }
+      if (m.best) validated += ", best so far";
     }
+    progress->finish(fmt::format("loss {:.4f}, train accuracy {:.2f}%{}, {:.0f} samples/s, "
+                                 "{:.0f}s + {:.0f}s validation",
+                                 m.train_loss, 100 * m.train_accuracy, validated,
+                                 m.samples_per_second, m.seconds, m.eval_seconds));
   });
-  trainer.fit(train);
+  trainer.fit(train, validation);
   save_model(model, spec, args.out);
-  spdlog::info("saved {}", args.out);
+  spdlog::info("saved {}{}", args.out,
+               trainer.best_epoch() >= 0 && !args.keep_last
+                   ? fmt::format(" (weights of epoch {}, the best on validation)",
+                                 trainer.best_epoch() + 1)
+                   : std::string());
   print_accuracy(fmt::format("clean test accuracy of {}", args.arch), clean_accuracy(model, test));
+  if (!args.report.empty()) {
+    nlohmann::json epochs = nlohmann::json::array();
+    for (const auto& m : trainer.history()) {
+      epochs.push_back({{"epoch", m.epoch + 1},
+                        {"train_loss", m.train_loss},
+                        {"train_accuracy", m.train_accuracy},
+                        {"seconds", m.seconds},
+                        {"samples_per_second", m.samples_per_second},
+                        {"learning_rate", m.learning_rate},
+                        {"eps", m.eps},
+                        {"validation_clean_accuracy", m.clean_accuracy},
+                        {"validation_robust_accuracy", m.robust_accuracy},
+                        {"eval_seconds", m.eval_seconds},
+                        {"best", m.best}});
+    }
+    const nlohmann::json j = {{"arch", args.arch},
+                              {"strategy", args.strategy},
+                              {"eps", args.eps},
+                              {"attack_steps", args.attack_steps},
+                              {"beta", args.beta},
+                              {"schedule", args.schedule},
+                              {"epochs", epochs},
+                              {"best_epoch", trainer.best_epoch() + 1},
+                              {"train_samples", train.size()},
+                              {"validation_samples", validation.size()},
+                              {"eval_steps", args.eval_steps},
+                              {"threads", at::get_num_threads()},
+                              {"bulwark_version", BULWARK_VERSION_STRING}};
+    write_text_atomically(args.report, j.dump(2) + "\n");
+    spdlog::info("wrote {}", args.report);
+  }
 }
 
 struct EvaluateArgs {
@@ -258,6 +343,39 @@ Command add_train_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--momentum", args->momentum, "SGD momentum")->check(CLI::NonNegativeNumber);
   cmd->add_option("--weight-decay", args->weight_decay, "Weight decay")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--strategy", args->strategy, "Training strategy")
+      ->check(CLI::IsMember({"standard", "pgd-at", "trades", "mart", "fast-at"}));
+  cmd->add_option("--eps", args->eps,
+                  "Budget (L-inf) of adversarial training and of the per-epoch robust accuracy")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--attack-steps", args->attack_steps,
+                  "PGD steps of pgd-at, trades and mart (fast-at takes one)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--attack-step-size", args->attack_step_size,
+                  "PGD step size (0: 2.5 eps / steps; fast-at: 1.25 eps)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--beta", args->beta, "TRADES beta / MART lambda")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--warmup-epochs", args->warmup_epochs,
+                  "Raise eps linearly from 0 over these epochs")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--schedule", args->schedule, "Learning-rate schedule")
+      ->check(CLI::IsMember({"constant", "cosine", "multistep", "one-cycle"}));
+  cmd->add_option("--milestones", args->milestones,
+                  "multistep: epochs (0-based) where the rate drops (default: 50% and 75%)")
+      ->delimiter(',');
+  cmd->add_option("--gamma", args->gamma, "multistep: the factor at each milestone")
+      ->check(CLI::Range(1e-9, 1.0));
+  cmd->add_option("--validation-samples", args->validation_samples,
+                  "Test images measured after each epoch (clean and PGD robust accuracy)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eval-steps", args->eval_steps, "PGD steps of the per-epoch robust accuracy")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--checkpoint", args->checkpoint,
+                  "Checkpoint written after every epoch (default: <out>.ckpt)");
+  cmd->add_flag("--resume", args->resume, "Continue from --checkpoint if it exists");
+  cmd->add_flag("--keep-last", args->keep_last,
+                "Save the last epoch's weights (default: the best epoch on validation)");
+  cmd->add_option("--report", args->report, "Write the per-epoch history as JSON");
   return {cmd, [&global, args] { run_train(global, *args); }};
 }
 

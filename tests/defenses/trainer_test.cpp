@@ -2,7 +2,11 @@
 
 #include "bulwark/eval/accuracy.h"
 #include "bulwark/models/mlp.h"
+#include "data/data_test_util.h"
 #include "test_util.h"
+
+#include <fstream>
+#include <limits>
 
 namespace bulwark {
 namespace {
@@ -73,8 +77,138 @@ TEST_F(TrainerTest, RejectsBadOptions) {
   auto no_params = Model::from_function([](const at::Tensor& x) { return x; }, {});
   EXPECT_BULWARK_ERROR(Trainer(no_params, TrainerOptions()), "no trainable parameters");
   EXPECT_BULWARK_ERROR(parse_optimizer("rmsprop"), "'rmsprop'");
+  EXPECT_BULWARK_ERROR(Trainer(model, TrainerOptions().strategy(StrategyOptions(StrategyKind::PGDAT, -0.1))),
+                       "eps must be finite and >= 0");
+  EXPECT_BULWARK_ERROR(Trainer(model, TrainerOptions().schedule(ScheduleOptions().gamma(0))),
+                       "gamma must lie in (0, 1]");
   Trainer trainer(model, TrainerOptions().learning_rate(1e6).optimizer(OptimizerKind::SGD));
   EXPECT_BULWARK_ERROR(trainer.fit(blobs(3, 1).slice(0, 0)), "empty");
+}
+
+// PGD-AT on the blobs with a per-epoch validation, writing `checkpoint`.
+TrainerOptions adversarial_options(const std::filesystem::path& checkpoint) {
+  return TrainerOptions()
+      .epochs(3)
+      .batch_size(32)
+      .learning_rate(0.01)
+      .seed(5)
+      .strategy(StrategyOptions(StrategyKind::PGDAT, 0.3)
+                    .steps(3)
+                    .warmup_epochs(1)
+                    .box(InputBox(-10, 10)))  // the blobs are not images
+      .schedule(ScheduleOptions(ScheduleKind::Cosine))
+      .eval_steps(5)
+      .checkpoint(checkpoint.string());
+}
+
+std::vector<at::Tensor> weights_of(MLP& net) {
+  std::vector<at::Tensor> weights;
+  for (const auto& p : net->parameters()) weights.push_back(p.detach().clone());
+  return weights;
+}
+
+TEST_F(TrainerTest, ResumingAfterAnInterruptionGivesTheSameWeightsBitForBit) {
+  testing::TempDir dir;
+  const auto train = blobs(256, 1), validation = blobs(100, 2);
+  bulwark::manual_seed(7);
+  MLP uninterrupted(MLPOptions(4, 2).hidden({16}));
+  Trainer a(Model(uninterrupted), adversarial_options(dir / "a.ckpt"));
+  a.fit(train, validation);
+
+  bulwark::manual_seed(7);
+  MLP first(MLPOptions(4, 2).hidden({16}));
+  Trainer b(Model(first), adversarial_options(dir / "b.ckpt"));
+  struct Interrupted {};
+  b.on_epoch([](const EpochMetrics& m) {
+    if (m.epoch == 0) throw Interrupted{};
+  });
+  EXPECT_THROW(b.fit(train, validation), Interrupted);
+
+  // A new process: a freshly initialized model, a new trainer, the checkpoint.
+  bulwark::manual_seed(99);
+  MLP resumed(MLPOptions(4, 2).hidden({16}));
+  Trainer c(Model(resumed), adversarial_options(dir / "b.ckpt"));
+  c.resume(dir / "b.ckpt");
+  ASSERT_EQ(c.history().size(), 1u);
+  const auto ran = c.fit(train, validation);
+  EXPECT_EQ(ran.size(), 2u);
+  EXPECT_EQ(c.history().size(), 3u);
+  EXPECT_EQ(c.best_epoch(), a.best_epoch());
+  const auto wa = weights_of(uninterrupted), wc = weights_of(resumed);
+  for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wc[i])) << i;
+  for (size_t e = 0; e < 3; ++e) {
+    EXPECT_EQ(a.history()[e].robust_accuracy, c.history()[e].robust_accuracy);
+    EXPECT_EQ(a.history()[e].train_loss, c.history()[e].train_loss);
+  }
+}
+
+TEST_F(TrainerTest, WarmUpScheduleAndValidationAreReported) {
+  testing::TempDir dir;
+  bulwark::manual_seed(7);
+  MLP net(MLPOptions(4, 2).hidden({16}));
+  Trainer trainer(Model(net), adversarial_options(dir / "c.ckpt"));
+  std::vector<BatchProgress> batches;
+  trainer.on_batch([&](const BatchProgress& p) { batches.push_back(p); });
+  const auto history = trainer.fit(blobs(256, 1), blobs(100, 2));
+  ASSERT_EQ(batches.size(), 24u);
+  // eps rises linearly over the first epoch (8 batches), then stays.
+  EXPECT_DOUBLE_EQ(batches[0].eps, 0.3 / 8);
+  EXPECT_DOUBLE_EQ(batches[3].eps, 0.3 * 4 / 8);
+  EXPECT_DOUBLE_EQ(batches[7].eps, 0.3);
+  EXPECT_DOUBLE_EQ(batches[20].eps, 0.3);
+  // Cosine from 0.01 towards 0.
+  EXPECT_DOUBLE_EQ(batches[0].learning_rate, 0.01);
+  for (size_t i = 1; i < batches.size(); ++i) {
+    EXPECT_LT(batches[i].learning_rate, batches[i - 1].learning_rate);
+  }
+  for (const auto& m : history) {
+    EXPECT_GE(m.clean_accuracy, m.robust_accuracy);
+    EXPECT_GE(m.robust_accuracy, 0.0);
+  }
+  EXPECT_GT(history.back().clean_accuracy, 0.9);
+  EXPECT_GE(trainer.best_epoch(), 0);
+  EXPECT_TRUE(history[static_cast<size_t>(trainer.best_epoch())].best);
+}
+
+TEST_F(TrainerTest, CheckpointsOfAnotherArchitectureOrCorruptOnesAreRejected) {
+  testing::TempDir dir;
+  bulwark::manual_seed(7);
+  MLP net(MLPOptions(4, 2).hidden({16}));
+  auto options = adversarial_options(dir / "ok.ckpt");
+  Trainer(Model(net), options.epochs(1)).fit(blobs(64, 1), blobs(20, 2));
+
+  MLP wider(MLPOptions(4, 2).hidden({32}));
+  const auto before = weights_of(wider);
+  Trainer other(Model(wider), adversarial_options(dir / "x.ckpt"));
+  EXPECT_BULWARK_ERROR(other.resume(dir / "ok.ckpt"), "another architecture", "ok.ckpt");
+  const auto after = weights_of(wider);
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i]));
+
+  testing::write_bytes(dir / "junk.ckpt", {1, 2, 3, 4, 5});
+  MLP same(MLPOptions(4, 2).hidden({16}));
+  Trainer reader(Model(same), adversarial_options(dir / "x.ckpt"));
+  EXPECT_BULWARK_ERROR(reader.resume(dir / "junk.ckpt"), "corrupt", "junk.ckpt");
+  EXPECT_BULWARK_ERROR(reader.resume(dir / "missing.ckpt"), "does not exist");
+}
+
+TEST_F(TrainerTest, AFailedEpochLeavesTheLastCheckpointIntact) {
+  testing::TempDir dir;
+  const auto path = dir / "run.ckpt";
+  bulwark::manual_seed(7);
+  MLP net(MLPOptions(4, 2).hidden({16}));
+  auto options = adversarial_options(path).epochs(2);
+  Trainer(Model(net), TrainerOptions(options).epochs(1)).fit(blobs(64, 1));
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  ASSERT_FALSE(bytes.empty());
+  // Resume into a run whose data turn the loss into NaN.
+  Trainer failing(Model(net), options);
+  failing.resume(path);
+  auto poisoned = blobs(64, 1);
+  poisoned.images[0][0] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_BULWARK_ERROR(failing.fit(poisoned), "loss became", "nan");
+  std::ifstream again(path, std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(again)), {}), bytes);
 }
 
 }  // namespace

@@ -2,7 +2,10 @@
 /// @file
 /// Projected gradient descent (Madry et al. 2018), L∞ and L2.
 
+#include <ATen/core/Generator.h>
 #include <torch/arg.h>
+
+#include <functional>
 
 #include "bulwark/attacks/attack.h"
 
@@ -49,6 +52,17 @@ class PGD : public Attack {
   const PGDOptions& options() const { return options_; }
   /// The step size in use (the default resolved).
   double step_size() const;
+
+  /// Per-sample values to ascend, from the logits of the whole batch (TRADES ascends a KL
+  /// divergence to the clean predictions).
+  using Objective = std::function<at::Tensor(const at::Tensor& logits)>;
+  /// The iterations alone, as adversarial training takes them: one run over every sample from
+  /// a random start drawn from `generator`, with the model in whatever mode it is in, no
+  /// restarts and no forward pass to judge success. Ascends `objective` when given, the
+  /// options' loss otherwise. Inputs are not validated beyond their shapes.
+  /// @throws Error when early_stop is on or x and y do not match.
+  at::Tensor perturb(Model& model, const at::Tensor& x, const at::Tensor& y,
+                     at::Generator& generator, const Objective& objective = {}) const;
 
  protected:
   AttackResult perform(Model& model, const at::Tensor& x, const at::Tensor& y) override;

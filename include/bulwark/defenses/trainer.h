@@ -1,16 +1,21 @@
 #pragma once
 /// @file
-/// The training loop. Adversarial strategies plug in as the way a batch becomes a loss.
+/// The training loop: strategies (standard and adversarial), schedules, per-epoch validation,
+/// checkpoints and resume.
 
 #include <torch/arg.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <memory>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "bulwark/core/model.h"
 #include "bulwark/data/dataset.h"
+#include "bulwark/defenses/lr_schedule.h"
+#include "bulwark/defenses/strategy.h"
 
 namespace bulwark {
 
@@ -26,8 +31,25 @@ struct TrainerOptions {
   TORCH_ARG(double, learning_rate) = 1e-3;
   TORCH_ARG(double, momentum) = 0.9;  ///< SGD only
   TORCH_ARG(double, weight_decay) = 0.0;
-  /// Seeds the batch order; epoch e's order depends only on (seed, e).
+  /// Seeds the batch order and the training attack's random starts; epoch e's draws depend
+  /// only on (seed, e), so a resumed run repeats an uninterrupted one.
   TORCH_ARG(uint64_t, seed) = 0;
+  /// How a batch becomes a loss (default: standard training).
+  TORCH_ARG(StrategyOptions, strategy) = StrategyOptions();
+  /// The learning rate over training (default: constant).
+  TORCH_ARG(ScheduleOptions, schedule) = ScheduleOptions();
+  /// Where to write a checkpoint after every epoch (atomically; empty: none).
+  TORCH_ARG(std::string, checkpoint) = "";
+  /// Budget of the per-epoch robust accuracy on the validation set: <= 0 means the strategy's
+  /// eps; with both 0 only clean accuracy is measured.
+  TORCH_ARG(double, eval_eps) = 0.0;
+  /// PGD steps of that evaluation (PGD-20, early stop).
+  TORCH_ARG(int64_t, eval_steps) = 20;
+  TORCH_ARG(int64_t, eval_batch_size) = 500;
+  /// After fit(), leave the model with the weights of its best epoch on the validation set
+  /// (robust accuracy, or clean without a budget): against robust overfitting (Rice et al.
+  /// 2020).
+  TORCH_ARG(bool, keep_best) = true;
 };
 
 /// Reported after each batch.
@@ -35,8 +57,10 @@ struct BatchProgress {
   int64_t epoch = 0, epochs = 0;    ///< epoch is 0-based
   int64_t batch = 0, batches = 0;   ///< batch is 0-based
   double loss = 0.0;                ///< this batch's mean loss
-  double running_accuracy = 0.0;    ///< training accuracy so far this epoch
+  double running_accuracy = 0.0;    ///< accuracy on what the model trained on, this epoch
   double samples_per_second = 0.0;
+  double learning_rate = 0.0;
+  double eps = 0.0;                 ///< this batch's training budget
 };
 
 /// Reported after each epoch.
@@ -44,29 +68,62 @@ struct EpochMetrics {
   int64_t epoch = 0;  ///< 0-based
   double train_loss = 0.0;
   double train_accuracy = 0.0;
-  double seconds = 0.0;
+  double seconds = 0.0;            ///< training time of the epoch, evaluation excluded
   double samples_per_second = 0.0;
+  double learning_rate = 0.0;      ///< at the epoch's last batch
+  double eps = 0.0;                ///< training budget at the epoch's last batch
+  /// On the validation set; −1 when there is none (or no budget, for the robust one).
+  double clean_accuracy = -1.0;
+  double robust_accuracy = -1.0;
+  double eval_seconds = 0.0;
+  bool best = false;               ///< the best epoch so far
 };
 
-/// Trains a model with standard (empirical-risk) training, batch by batch, and reports through
-/// callbacks. The model is left in the mode it had before fit().
+/// Trains a model with a strategy (standard, PGD-AT, TRADES, MART, fast AT), a learning-rate
+/// schedule and an eps warm-up; measures clean and PGD robust accuracy on a validation set after
+/// every epoch; keeps the best epoch's weights; writes a checkpoint after every epoch and
+/// resumes from one to the same final weights, bit for bit on CPU. The model is left in the
+/// mode it had before fit().
 class Trainer {
  public:
   /// @throws Error when epochs < 1, batch_size < 1, learning_rate <= 0, momentum or
-  /// weight_decay < 0, or the model has no trainable parameters.
+  /// weight_decay < 0, the strategy or schedule options are invalid, or the model has no
+  /// trainable parameters.
   Trainer(Model model, TrainerOptions options);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
   void on_batch(std::function<void(const BatchProgress&)> callback);
   void on_epoch(std::function<void(const EpochMetrics&)> callback);
 
-  /// Runs all epochs over `train`. @throws Error when train is empty or the loss is not finite.
-  std::vector<EpochMetrics> fit(const Dataset& train);
+  /// Restores model, optimizer, random state, history and best weights from a checkpoint that
+  /// fit() wrote; the next fit() continues after its last epoch.
+  /// @throws Error when the file is missing or corrupt, or holds another architecture's
+  /// weights (the model is left unchanged then).
+  void resume(const std::filesystem::path& checkpoint);
+
+  /// Runs the remaining epochs over `train`, measuring on `validation` (may be empty) after
+  /// each. @throws Error when train is empty or the loss is not finite (the last checkpoint is
+  /// left as it was).
+  std::vector<EpochMetrics> fit(const Dataset& train, const Dataset& validation = Dataset());
+
+  /// Every epoch so far, resumed ones included.
+  const std::vector<EpochMetrics>& history() const { return history_; }
+  /// The best epoch on the validation set (−1 before any).
+  int64_t best_epoch() const { return best_epoch_; }
 
  private:
+  struct State;
+  void write_checkpoint(const std::filesystem::path& path) const;
+
   Model model_;
   TrainerOptions options_;
+  std::unique_ptr<State> state_;
   std::function<void(const BatchProgress&)> on_batch_;
   std::function<void(const EpochMetrics&)> on_epoch_;
+  std::vector<EpochMetrics> history_;
+  int64_t best_epoch_ = -1;
 };
 
 }  // namespace bulwark
