@@ -129,10 +129,17 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
       progress = std::make_unique<Progress>(fmt::format("epoch {}/{}", p.epoch + 1, p.epochs),
                                             p.batches, global.quiet);
     }
+    // The last epoch's validation figures stay in view while the next one trains.
+    std::string last;
+    if (!trainer.history().empty() && trainer.history().back().clean_accuracy >= 0) {
+      const auto& m = trainer.history().back();
+      last = fmt::format(" | val clean {:.1f}%", 100 * m.clean_accuracy);
+      if (m.robust_accuracy >= 0) last += fmt::format(" robust {:.1f}%", 100 * m.robust_accuracy);
+    }
     progress->update(p.batch + 1,
-                     fmt::format("loss {:.3f} acc {:.1f}% lr {:.2g} eps {:.3g} {:.0f} samples/s",
+                     fmt::format("loss {:.3f} acc {:.1f}% lr {:.2g} eps {:.3g} {:.0f} samples/s{}",
                                  p.loss, 100 * p.running_accuracy, p.learning_rate, p.eps,
-                                 p.samples_per_second));
+                                 p.samples_per_second, last));
   });
   trainer.on_epoch([&](const EpochMetrics& m) {
     if (!progress) return;

@@ -155,6 +155,46 @@ TEST_F(CliTest, EvaluatesATorchScriptModelFromPython) {
   EXPECT_TRUE(std::filesystem::exists(report));
 }
 
+TEST_F(CliTest, AdversarialTrainingCheckpointsResumesAndRejectsBadCheckpoints) {
+  testing::TempDir dir;
+  write_toy_mnist(dir);
+  const auto data = " --data mnist --data-dir " + dir.path().string();
+  const auto out = dir / "robust.pt";
+  const auto checkpoint = dir / "robust.ckpt";
+  const auto base = "train --quiet" + data + " --arch mlp --strategy trades --eps 0.05 " +
+                    "--attack-steps 2 --validation-samples 50 --eval-steps 3 --schedule cosine " +
+                    "--out " + out.string();
+  const auto common = base + " --checkpoint " + checkpoint.string();
+  auto r = run_cli(common + " --epochs 1 --report " + (dir / "history.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(out));
+  EXPECT_TRUE(std::filesystem::exists(checkpoint));
+  const auto history = read_text(dir / "history.json");
+  EXPECT_NE(history.find("\"validation_robust_accuracy\""), std::string::npos) << history;
+  EXPECT_NE(history.find("\"strategy\": \"trades\""), std::string::npos) << history;
+  // Two more epochs from the checkpoint.
+  r = run_cli(common + " --epochs 3 --resume --report " + (dir / "history.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(read_text(dir / "history.json").find("\"epoch\": 3"), std::string::npos);
+
+  // A checkpoint of another architecture, and a corrupt one: one line, nothing overwritten.
+  const auto before = read_text(checkpoint);
+  r = run_cli("train --quiet" + data + " --arch small-cnn --epochs 1 --resume --out " +
+              (dir / "other.pt").string() + " --checkpoint " + checkpoint.string());
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_NE(r.output.find("another architecture"), std::string::npos) << r.output;
+  EXPECT_EQ(read_text(checkpoint), before);
+  EXPECT_FALSE(std::filesystem::exists(dir / "other.pt"));
+  testing::write_bytes(dir / "bad.ckpt", {0, 1, 2, 3});
+  r = run_cli(base + " --epochs 2 --resume --checkpoint " + (dir / "bad.ckpt").string());
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("corrupt"), std::string::npos) << r.output;
+  r = run_cli(common + " --epochs 2 --eps -1");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("--eps"), std::string::npos) << r.output;
+}
+
 TEST_F(CliTest, PatchAndStickerWritePngsReportsAndGrids) {
   testing::TempDir dir;
   write_toy_mnist(dir);
