@@ -222,7 +222,9 @@ void Trainer::resume(const std::filesystem::path& checkpoint) {
                 "differently from the model's {})",
                 where, model_.name(), std::count(saved.begin(), saved.end(), '\n'), state.size());
   std::vector<at::Tensor> tensors(state.size()), best;
+  at::Tensor rng;
   try {
+    archive.read("rng", rng);
     for (size_t i = 0; i < state.size(); ++i) {
       archive.read(fmt::format("tensor_{}", i), tensors[i]);
       BULWARK_CHECK(tensors[i].sizes() == state[i].second.sizes(),
@@ -246,9 +248,6 @@ void Trainer::resume(const std::filesystem::path& checkpoint) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{} has a corrupt history: {}", where, e.what()));
   }
-  at::Tensor rng;
-  archive.read("rng", rng);
-  load_state(model_, tensors);
   try {
     torch::serialize::InputArchive optimizer;
     archive.read("optimizer", optimizer);
@@ -257,6 +256,7 @@ void Trainer::resume(const std::filesystem::path& checkpoint) {
     throw Error(fmt::format("{}: the optimizer state does not fit (another optimizer?): {}", where,
                             e.what_without_backtrace()));
   }
+  load_state(model_, tensors);
   auto global_generator = at::detail::getDefaultCPUGenerator();
   global_generator.set_state(rng.cpu());
   state_->next_epoch = next_epoch.toInt();
