@@ -140,7 +140,6 @@ at::Tensor PGD::perturb(Model& model, const at::Tensor& x, const at::Tensor& y,
       .adversarial;
 }
 
-
 AttackResult PGD::perform(Model& model, const at::Tensor& x, const at::Tensor& y) {
   const int64_t n = x.size(0);
   const double alpha = step_size();

@@ -350,8 +350,11 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& vali
       }
       metrics.eval_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
-      const double score = metrics.robust_accuracy >= 0 ? metrics.robust_accuracy
-                                                        : metrics.clean_accuracy;
+      // Robust accuracy picks the best epoch of adversarial training, clean accuracy that of
+      // standard training (whose robust accuracy is near zero throughout).
+      const bool adversarial = strategy.kind() != StrategyKind::Standard;
+      const double score = adversarial && metrics.robust_accuracy >= 0 ? metrics.robust_accuracy
+                                                                       : metrics.clean_accuracy;
       if (score > st.best_score) {
         st.best_score = score;
         st.best = copy_state(model_);

@@ -47,8 +47,8 @@ struct TrainerOptions {
   TORCH_ARG(int64_t, eval_steps) = 20;
   TORCH_ARG(int64_t, eval_batch_size) = 500;
   /// After fit(), leave the model with the weights of its best epoch on the validation set
-  /// (robust accuracy, or clean without a budget): against robust overfitting (Rice et al.
-  /// 2020).
+  /// (robust accuracy for adversarial strategies, clean accuracy for standard training or
+  /// without a budget): against robust overfitting (Rice et al. 2020).
   TORCH_ARG(bool, keep_best) = true;
 };
 
