@@ -33,7 +33,7 @@ void BM_TrainingEpoch(benchmark::State& state) {
       benchmark::Counter(2048.0, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_TrainingEpoch)
-    ->Args({static_cast<int64_t>(bulwark::StrategyKind::Standard), 0})
+    ->Args({static_cast<int64_t>(bulwark::StrategyKind::Standard), 1})
     ->Args({static_cast<int64_t>(bulwark::StrategyKind::FastAT), 1})
     ->Args({static_cast<int64_t>(bulwark::StrategyKind::PGDAT), 3})
     ->Args({static_cast<int64_t>(bulwark::StrategyKind::PGDAT), 7})
