@@ -3,6 +3,8 @@ find_package(spdlog REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(PNG REQUIRED)
+# Boost.Math (header-only): binomial and beta quantiles for randomized smoothing.
+find_package(Boost 1.74 REQUIRED CONFIG COMPONENTS headers)
 find_package(Threads REQUIRED)
 if(BULWARK_BUILD_CLI)
   find_package(CLI11 REQUIRED)

@@ -2,6 +2,9 @@
 
 #include <torch/cuda.h>
 
+#include "bulwark/attacks/carlini_wagner.h"
+#include "bulwark/attacks/fgsm.h"
+#include "bulwark/attacks/pgd.h"
 #include "bulwark/data/cifar10.h"
 #include "core/check.h"
 
@@ -47,6 +50,44 @@ void check_output_path(const std::string& option, const fs::path& path) {
   BULWARK_CHECK(fs::is_directory(directory), "{}: directory '{}' does not exist", option,
                 directory.string());
   BULWARK_CHECK(!fs::is_directory(path), "{}: '{}' is a directory", option, path.string());
+}
+
+void add_attack_options(CLI::App* cmd, AttackArgs& args) {
+  cmd->add_option("--attacks", args.attacks, "Attacks to run: fgsm, pgd, cw (comma-separated)")
+      ->delimiter(',');
+  cmd->add_option("--eps", args.epsilons, "Budgets (comma-separated), in input units")
+      ->delimiter(',')
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--norm", args.norm, "Norm of fgsm and pgd")
+      ->check(CLI::IsMember({"linf", "l2"}));
+  cmd->add_option("--steps", args.steps, "PGD steps")->check(CLI::PositiveNumber);
+  cmd->add_option("--restarts", args.restarts, "PGD restarts")->check(CLI::PositiveNumber);
+  cmd->add_option("--cw-steps", args.cw_steps, "C&W Adam steps per search")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--cw-searches", args.cw_searches, "C&W binary-search steps over c")
+      ->check(CLI::PositiveNumber);
+}
+
+std::vector<std::shared_ptr<Attack>> make_attacks(const AttackArgs& args, uint64_t seed) {
+  std::vector<std::shared_ptr<Attack>> attacks;
+  const auto norm = parse_norm(args.norm);
+  for (const auto& name : args.attacks) {
+    if (name == "fgsm") {
+      attacks.push_back(std::make_shared<FGSM>(FGSMOptions(args.epsilons.front()).norm(norm)));
+    } else if (name == "pgd") {
+      attacks.push_back(std::make_shared<PGD>(PGDOptions(args.epsilons.front())
+                                                  .norm(norm)
+                                                  .steps(args.steps)
+                                                  .restarts(args.restarts)
+                                                  .seed(seed)));
+    } else if (name == "cw") {
+      attacks.push_back(std::make_shared<CarliniWagner>(
+          CarliniWagnerOptions().steps(args.cw_steps).binary_search_steps(args.cw_searches)));
+    } else {
+      throw Error(fmt::format("--attacks: unknown attack '{}', expected fgsm, pgd or cw", name));
+    }
+  }
+  return attacks;
 }
 
 }  // namespace bulwark::cli

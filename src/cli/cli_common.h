@@ -6,8 +6,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <vector>
 #include <string>
 
+#include "bulwark/attacks/attack.h"
 #include "bulwark/data/dataset.h"
 #include "bulwark/data/idx.h"
 #include "cli/commands.h"
@@ -28,6 +31,22 @@ void add_data_options(CLI::App* cmd, DataOptions& data, bool with_limit = true);
 
 /// The split of the chosen data set, cut to options.limit samples when it is > 0.
 Dataset load_data(const DataOptions& options, Split split);
+
+/// The attacks of --attacks (fgsm, pgd, cw) and their options.
+struct AttackArgs {
+  std::vector<std::string> attacks;
+  std::vector<double> epsilons = {0.1};
+  std::string norm = "linf";
+  int64_t steps = 20;
+  int64_t restarts = 1;
+  int64_t cw_steps = 100;
+  int64_t cw_searches = 9;
+};
+/// --attacks, --eps, --norm, --steps, --restarts, --cw-steps, --cw-searches.
+void add_attack_options(CLI::App* cmd, AttackArgs& args);
+/// The attacks named by args.attacks at the first budget (evaluate() sets the others).
+/// @throws Error naming an unknown attack.
+std::vector<std::shared_ptr<Attack>> make_attacks(const AttackArgs& args, uint64_t seed);
 
 /// @throws Error unless `path` can be written: its directory exists and it is no directory.
 void check_output_path(const std::string& option, const std::filesystem::path& path);

@@ -58,6 +58,7 @@ struct TrainArgs {
   int64_t attack_steps = 10;
   double attack_step_size = 0.0;
   double beta = 6.0;
+  double sigma = 0.25;
   int64_t warmup_epochs = 0;
   std::string schedule = "constant";
   std::vector<int64_t> milestones;
@@ -108,6 +109,7 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
                                            .steps(args.attack_steps)
                                            .step_size(args.attack_step_size)
                                            .beta(args.beta)
+                                           .sigma(args.sigma)
                                            .warmup_epochs(args.warmup_epochs))
                              .schedule(ScheduleOptions(parse_schedule(args.schedule))
                                            .milestones(args.milestones)
@@ -206,37 +208,9 @@ struct EvaluateArgs {
   std::string markdown;
   std::string grid;
   int64_t batch_size = 500;
-  std::vector<std::string> attacks;
-  std::vector<double> epsilons = {0.1};
-  std::string norm = "linf";
-  int64_t steps = 20;
-  int64_t restarts = 1;
-  int64_t cw_steps = 100;
-  int64_t cw_searches = 9;
+  AttackArgs attack;
   bool no_early_stop = false;
 };
-
-std::vector<std::shared_ptr<Attack>> make_attacks(const EvaluateArgs& args, uint64_t seed) {
-  std::vector<std::shared_ptr<Attack>> attacks;
-  const auto norm = parse_norm(args.norm);
-  for (const auto& name : args.attacks) {
-    if (name == "fgsm") {
-      attacks.push_back(std::make_shared<FGSM>(FGSMOptions(args.epsilons.front()).norm(norm)));
-    } else if (name == "pgd") {
-      attacks.push_back(std::make_shared<PGD>(PGDOptions(args.epsilons.front())
-                                                  .norm(norm)
-                                                  .steps(args.steps)
-                                                  .restarts(args.restarts)
-                                                  .seed(seed)));
-    } else if (name == "cw") {
-      attacks.push_back(std::make_shared<CarliniWagner>(
-          CarliniWagnerOptions().steps(args.cw_steps).binary_search_steps(args.cw_searches)));
-    } else {
-      throw Error(fmt::format("--attacks: unknown attack '{}', expected fgsm, pgd or cw", name));
-    }
-  }
-  return attacks;
-}
 
 void print_robustness(const RobustnessReport& report) {
   fmt::print("  {:<6} {:<5} {:>8} {:>16} {:>15} {:>10}\n", "attack", "norm", "eps",
@@ -257,13 +231,13 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
   if (!args.markdown.empty()) check_output_path("--markdown", args.markdown);
   if (!args.grid.empty()) check_output_path("--grid", args.grid);
   const auto device = resolve_device(global);
-  const auto attacks = make_attacks(args, global.seed);
+  const auto attacks = make_attacks(args.attack, global.seed);
   auto loaded = load_model(args.model, device);
   const auto data = load_data(args.data, args.split == "train" ? Split::Train : Split::Test);
   if (!attacks.empty()) {
     std::unique_ptr<Progress> progress;
     const auto robustness = evaluate(
-        loaded.model, data, attacks, args.epsilons,
+        loaded.model, data, attacks, args.attack.epsilons,
         EvaluationOptions().batch_size(args.batch_size).early_stop(!args.no_early_stop),
         [&](const std::string& attack, double eps, int64_t done, int64_t total) {
           if (done == 1) {
@@ -283,7 +257,7 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
     if (!args.markdown.empty()) write_report(robustness, args.markdown);
     if (!args.grid.empty()) {
       // The last attack at the largest budget, on the first eight samples.
-      const auto eps = *std::max_element(args.epsilons.begin(), args.epsilons.end());
+      const auto eps = *std::max_element(args.attack.epsilons.begin(), args.attack.epsilons.end());
       auto attack = attacks.back()->with_budget(eps, false);
       const auto shown = data.head(8);
       const auto x = shown.images.to(device);
@@ -351,7 +325,7 @@ Command add_train_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--weight-decay", args->weight_decay, "Weight decay")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--strategy", args->strategy, "Training strategy")
-      ->check(CLI::IsMember({"standard", "pgd-at", "trades", "mart", "fast-at"}));
+      ->check(CLI::IsMember({"standard", "pgd-at", "trades", "mart", "fast-at", "gaussian"}));
   cmd->add_option("--eps", args->eps,
                   "Budget (L-inf) of adversarial training and of the per-epoch robust accuracy")
       ->check(CLI::NonNegativeNumber);
@@ -362,6 +336,9 @@ Command add_train_command(CLI::App& app, const GlobalOptions& global) {
                   "PGD step size (0: 2.5 eps / steps; fast-at: 1.25 eps)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--beta", args->beta, "TRADES beta / MART lambda")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--sigma", args->sigma,
+                  "Noise level of --strategy gaussian (the base model of `bulwark certify`)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--warmup-epochs", args->warmup_epochs,
                   "Raise eps linearly from 0 over these epochs")
       ->check(CLI::NonNegativeNumber);
@@ -399,19 +376,7 @@ Command add_evaluate_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--grid", args->grid,
                   "Write a PNG of 8 clean and adversarial images with predictions (last attack, "
                   "largest eps)");
-  cmd->add_option("--attacks", args->attacks, "Attacks to run: fgsm, pgd, cw (comma-separated)")
-      ->delimiter(',');
-  cmd->add_option("--eps", args->epsilons, "Budgets (comma-separated), in input units")
-      ->delimiter(',')
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--norm", args->norm, "Norm of fgsm and pgd")
-      ->check(CLI::IsMember({"linf", "l2"}));
-  cmd->add_option("--steps", args->steps, "PGD steps")->check(CLI::PositiveNumber);
-  cmd->add_option("--restarts", args->restarts, "PGD restarts")->check(CLI::PositiveNumber);
-  cmd->add_option("--cw-steps", args->cw_steps, "C&W Adam steps per search")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--cw-searches", args->cw_searches, "C&W binary-search steps over c")
-      ->check(CLI::PositiveNumber);
+  add_attack_options(cmd, args->attack);
   cmd->add_flag("--no-early-stop", args->no_early_stop,
                 "Run every attack step on every sample (default: stop on fooled samples)");
   return {cmd, [&global, args] { run_evaluate(global, *args); }};

@@ -29,5 +29,7 @@ Command add_train_command(CLI::App& app, const GlobalOptions& global);
 Command add_evaluate_command(CLI::App& app, const GlobalOptions& global);
 Command add_patch_command(CLI::App& app, const GlobalOptions& global);
 Command add_sticker_command(CLI::App& app, const GlobalOptions& global);
+Command add_detect_command(CLI::App& app, const GlobalOptions& global);
+Command add_certify_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace bulwark::cli

@@ -45,7 +45,9 @@ int main(int argc, char** argv) {
                                          add_train_command(app, global),
                                          add_evaluate_command(app, global),
                                          add_patch_command(app, global),
-                                         add_sticker_command(app, global)};
+                                         add_sticker_command(app, global),
+                                         add_detect_command(app, global),
+                                         add_certify_command(app, global)};
   for (const auto& command : commands) command.app->fallthrough();
 
   auto logger = spdlog::stderr_color_mt("bulwark");

@@ -80,6 +80,31 @@ struct FunctionModel final : Model::Impl {
   }
 };
 
+// A model built on other models (an ensemble, a defended model): mode, parameters and device
+// are theirs.
+struct CompositeModel final : Model::Impl {
+  std::vector<Model> parts_;
+  Model::ForwardFn forward_;
+
+  at::Tensor forward(const at::Tensor& x) override { return forward_(x); }
+  void train(bool on) override {
+    for (auto& part : parts_) part.train(on);
+  }
+  bool is_training() const override { return parts_.front().is_training(); }
+  std::vector<at::Tensor> parameters() const override {
+    std::vector<at::Tensor> result;
+    for (const auto& part : parts_) {
+      const auto p = part.parameters();
+      result.insert(result.end(), p.begin(), p.end());
+    }
+    return result;
+  }
+  std::vector<at::Tensor> buffers() const override { return {}; }
+  void to(c10::Device device) override {
+    for (auto& part : parts_) part.to(device);
+  }
+};
+
 }  // namespace
 
 Model::Model(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -101,6 +126,16 @@ Model Model::from_function(ForwardFn forward, std::vector<at::Tensor> parameters
   impl->name = std::move(name);
   impl->forward_ = std::move(forward);
   impl->parameters_ = std::move(parameters);
+  return Model(std::move(impl));
+}
+
+Model Model::composite(std::vector<Model> parts, ForwardFn forward, std::string name) {
+  BULWARK_CHECK(!parts.empty(), "Model::composite: needs at least one model");
+  BULWARK_CHECK(static_cast<bool>(forward), "Model::composite: the function is empty");
+  auto impl = std::make_shared<CompositeModel>();
+  impl->name = std::move(name);
+  impl->parts_ = std::move(parts);
+  impl->forward_ = std::move(forward);
   return Model(std::move(impl));
 }
 
@@ -134,6 +169,9 @@ bool Model::is_training() const { return impl_->is_training(); }
 std::vector<at::Tensor> Model::parameters() const { return impl_->parameters(); }
 
 c10::Device Model::device() const {
+  if (const auto* composite = dynamic_cast<const CompositeModel*>(impl_.get())) {
+    return composite->parts_.front().device();
+  }
   for (const auto& p : impl_->parameters()) return p.device();
   for (const auto& b : impl_->buffers()) return b.device();
   return c10::Device(c10::kCPU);

@@ -16,8 +16,10 @@ StrategyKind parse_strategy(std::string_view text) {
   if (text == "trades") return StrategyKind::TRADES;
   if (text == "mart") return StrategyKind::MART;
   if (text == "fast-at") return StrategyKind::FastAT;
+  if (text == "gaussian") return StrategyKind::GaussianNoise;
   throw Error(fmt::format(
-      "training strategy must be standard, pgd-at, trades, mart or fast-at, got '{}'", text));
+      "training strategy must be standard, pgd-at, trades, mart, fast-at or gaussian, got '{}'",
+      text));
 }
 
 std::string to_string(StrategyKind kind) {
@@ -27,6 +29,7 @@ std::string to_string(StrategyKind kind) {
     case StrategyKind::TRADES: return "trades";
     case StrategyKind::MART: return "mart";
     case StrategyKind::FastAT: return "fast-at";
+    case StrategyKind::GaussianNoise: return "gaussian";
   }
   return "unknown";
 }
@@ -39,6 +42,8 @@ void StrategyOptions::validate() const {
                 step_size_);
   BULWARK_CHECK(std::isfinite(beta_) && beta_ >= 0,
                 "training strategy: beta must be finite and >= 0, got {}", beta_);
+  BULWARK_CHECK(std::isfinite(sigma_) && sigma_ > 0,
+                "training strategy: sigma must be finite and > 0, got {}", sigma_);
   BULWARK_CHECK(warmup_epochs_ >= 0, "training strategy: warmup_epochs must be >= 0, got {}",
                 warmup_epochs_);
 }
@@ -58,6 +63,23 @@ class Standard : public TrainingStrategy {
     return {cross_entropy(logits, y), logits};
   }
   int64_t passes_per_sample() const override { return 1; }
+};
+
+// Gaussian data augmentation (Cohen et al. 2019): the base classifier of randomized smoothing
+// learns to classify x + N(0, sigma^2 I), the inputs the smoothed classifier will give it.
+class GaussianNoise : public TrainingStrategy {
+ public:
+  explicit GaussianNoise(double sigma) : sigma_(sigma) {}
+  StrategyLoss loss(Model& model, const at::Tensor& x, const at::Tensor& y, double,
+                    at::Generator& generator) override {
+    const auto noisy = x + at::normal(0.0, sigma_, x.sizes(), generator, x.options());
+    auto logits = model.forward(noisy);
+    return {cross_entropy(logits, y), logits};
+  }
+  int64_t passes_per_sample() const override { return 1; }
+
+ private:
+  double sigma_;
 };
 
 // Shared by the adversarial strategies: Bulwark's PGD with this batch's budget.
@@ -161,6 +183,7 @@ std::unique_ptr<TrainingStrategy> make_strategy(const StrategyOptions& options) 
     case StrategyKind::FastAT: return std::make_unique<AdversarialExamples>(options);
     case StrategyKind::TRADES: return std::make_unique<Trades>(options);
     case StrategyKind::MART: return std::make_unique<Mart>(options);
+    case StrategyKind::GaussianNoise: return std::make_unique<GaussianNoise>(options.sigma());
   }
   throw Error("make_strategy: unknown strategy");
 }

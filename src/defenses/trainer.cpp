@@ -351,8 +351,9 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& vali
       metrics.eval_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
       // Robust accuracy picks the best epoch of adversarial training, clean accuracy that of
-      // standard training (whose robust accuracy is near zero throughout).
-      const bool adversarial = strategy.kind() != StrategyKind::Standard;
+      // standard and Gaussian-noise training (whose PGD robust accuracy stays near zero).
+      const bool adversarial = strategy.kind() != StrategyKind::Standard &&
+                               strategy.kind() != StrategyKind::GaussianNoise;
       const double score = adversarial && metrics.robust_accuracy >= 0 ? metrics.robust_accuracy
                                                                        : metrics.clean_accuracy;
       if (score > st.best_score) {

@@ -16,6 +16,7 @@ namespace {
 
 constexpr const char* kSpecKey = "bulwark_model_spec";
 constexpr const char* kFormatKey = "bulwark_format_version";
+constexpr const char* kMetadataKey = "bulwark_metadata";
 constexpr int64_t kFormatVersion = 1;
 
 }  // namespace
@@ -86,7 +87,8 @@ Model make_model(const ModelSpec& spec) {
   return Model(net, spec.arch);
 }
 
-void save_model(const Model& model, const ModelSpec& spec, const std::filesystem::path& path) {
+void save_model(const Model& model, const ModelSpec& spec, const std::filesystem::path& path,
+                const std::string& metadata) {
   spec.validate();
   const auto module = model.module();
   BULWARK_CHECK(module != nullptr,
@@ -97,6 +99,7 @@ void save_model(const Model& model, const ModelSpec& spec, const std::filesystem
   module->save(archive);
   archive.write(kSpecKey, c10::IValue(spec.to_json()));
   archive.write(kFormatKey, c10::IValue(kFormatVersion));
+  if (!metadata.empty()) archive.write(kMetadataKey, c10::IValue(metadata));
   write_file_atomically(path, [&](const std::filesystem::path& tmp) {
     try {
       archive.save_to(tmp.string());
@@ -119,7 +122,7 @@ LoadedModel load_model(const std::filesystem::path& path, c10::Device device) {
   }
   c10::IValue spec_value;
   if (!archive.try_read(kSpecKey, spec_value)) {
-    return {Model::load_torchscript(path, device), std::nullopt};
+    return {Model::load_torchscript(path, device), std::nullopt, {}};
   }
   BULWARK_CHECK(spec_value.isString(), "load_model: '{}' has a malformed model spec",
                 path.string());
@@ -132,7 +135,14 @@ LoadedModel load_model(const std::filesystem::path& path, c10::Device device) {
                             path.string(), spec.arch, e.what_without_backtrace()));
   }
   model.to(device);
-  return {model, spec};
+  std::string metadata;
+  c10::IValue metadata_value;
+  if (archive.try_read(kMetadataKey, metadata_value)) {
+    BULWARK_CHECK(metadata_value.isString(), "load_model: '{}' has malformed metadata",
+                  path.string());
+    metadata = metadata_value.toStringRef();
+  }
+  return {model, spec, metadata};
 }
 
 }  // namespace bulwark

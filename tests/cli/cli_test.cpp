@@ -257,5 +257,58 @@ TEST_F(CliTest, PatchAndStickerBadInputIsOneLineAndWritesNothing) {
   }
 }
 
+
+TEST_F(CliTest, DetectAndCertifyWriteReportsAndRejectBadInput) {
+  testing::TempDir dir;
+  write_toy_mnist(dir);
+  const auto data = " --data mnist --data-dir " + dir.path().string();
+  const auto model = dir / "mlp.pt";
+  ASSERT_EQ(run_cli("train --quiet" + data + " --arch mlp --epochs 3 --lr 0.01 --out " + model.string()).status, 0);
+  const auto common = "detect --quiet" + data + " --model " + model.string() +
+                      " --attacks fgsm,pgd --steps 3 --adaptive-steps 3";
+  auto r = run_cli(common + " --detector squeeze --squeezers bits:2,median:3 --report " +
+                   (dir / "squeeze.json").string() + " --markdown " + (dir / "squeeze.md").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("adaptive-pgd"), std::string::npos) << r.output;
+  const auto json = read_text(dir / "squeeze.json");
+  for (const auto* key : {"\"roc\"", "\"tpr_at_5_fpr\"", "\"threshold\"", "\"adaptive\": true",
+                          "\"test_fpr\"", "\"detector\": \"feature-squeezing\""}) {
+    EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
+  }
+  EXPECT_NE(read_text(dir / "squeeze.md").find("| fgsm |"), std::string::npos);
+
+  r = run_cli(common + " --detector learned --train-samples 100 --detector-epochs 2 --save-detector " +
+              (dir / "detector.pt").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_TRUE(std::filesystem::exists(dir / "detector.pt"));
+  r = run_cli(common + " --detector learned --no-adaptive --detector-file " + (dir / "detector.pt").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("adaptive-pgd"), std::string::npos) << r.output;
+  r = run_cli(common + " --detector consistency --samples 4 --adaptive-samples 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+
+  r = run_cli("certify --quiet" + data + " --model " + model.string() +
+              " --limit 10 --n0 10 --n 100 --radii 0,0.25 --report " + (dir / "certify.json").string() +
+              " --markdown " + (dir / "certify.md").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto certify = read_text(dir / "certify.json");
+  EXPECT_NE(certify.find("\"certified_accuracy\""), std::string::npos) << certify;
+  EXPECT_NE(certify.find("\"pa_lower\""), std::string::npos);
+
+  // Bad input: one line, non-zero status, no report.
+  for (const auto& args :
+       {common + " --detector squeeze --squeezers blur:3",
+        common + " --detector squeeze --detector-file " + (dir / "detector.pt").string(),
+        common + " --detector learned --detector-file " + model.string(),
+        common + " --detector squeeze --eps 0.1,0.2",
+        "certify --quiet" + data + " --model " + model.string() + " --sigma 0",
+        "certify --quiet" + data + " --model " + model.string() + " --alpha 1.5"}) {
+    const auto bad = run_cli(args + " --report " + (dir / "bad.json").string());
+    EXPECT_NE(bad.status, 0) << args;
+    EXPECT_FALSE(std::filesystem::exists(dir / "bad.json")) << args;
+    EXPECT_LE(std::count(bad.output.begin(), bad.output.end(), '\n'), 2) << bad.output;
+  }
+}
+
 }  // namespace
 }  // namespace bulwark

@@ -43,8 +43,12 @@ TEST_F(StrategyTest, AdversarialStrategiesTrainOnPointsInsideTheBallAndTheBox) {
     }
     EXPECT_TRUE(moved) << to_string(kind);
     // PGD-AT with k steps: k attack passes, then the training pass.
-    if (kind == StrategyKind::PGDAT) EXPECT_EQ(r.seen.size(), 5u);
-    if (kind == StrategyKind::FastAT) EXPECT_EQ(r.seen.size(), 2u);
+    if (kind == StrategyKind::PGDAT) {
+      EXPECT_EQ(r.seen.size(), 5u);
+    }
+    if (kind == StrategyKind::FastAT) {
+      EXPECT_EQ(r.seen.size(), 2u);
+    }
     out.loss.backward();
     for (const auto& p : r.net->parameters()) EXPECT_TRUE(p.grad().defined());
   }

@@ -42,6 +42,11 @@ class Model {
   static Model from_function(ForwardFn forward, std::vector<at::Tensor> parameters,
                              std::string name = "function");
 
+  /// A model computed from other models (an ensemble, a defended model): `forward` calls
+  /// them; train/eval mode, `to()` and `parameters()` pass through to every part, the device
+  /// is the first part's. @throws Error when `parts` is empty or `forward` is empty.
+  static Model composite(std::vector<Model> parts, ForwardFn forward,
+                         std::string name = "composite");
   /// Loads a TorchScript module (e.g. saved by `torch.jit.save` in Python) onto `device`.
   /// @throws Error when the file is missing or is not a TorchScript archive.
   static Model load_torchscript(const std::filesystem::path& path,

@@ -18,9 +18,11 @@
 
 namespace bulwark {
 
-enum class StrategyKind { Standard, PGDAT, TRADES, MART, FastAT };
+/// GaussianNoise: Gaussian data augmentation, the training of randomized smoothing's base
+/// classifier (Cohen et al. 2019).
+enum class StrategyKind { Standard, PGDAT, TRADES, MART, FastAT, GaussianNoise };
 
-/// "standard", "pgd-at", "trades", "mart" or "fast-at". @throws Error otherwise.
+/// "standard", "pgd-at", "trades", "mart", "fast-at" or "gaussian". @throws Error otherwise.
 StrategyKind parse_strategy(std::string_view text);
 std::string to_string(StrategyKind kind);
 
@@ -40,13 +42,15 @@ struct StrategyOptions {
   /// TRADES' β (the weight of the KL term, 1/λ in the paper) and MART's λ: 6, both papers'
   /// default.
   TORCH_ARG(double, beta) = 6.0;
+  /// Noise level of the gaussian strategy (input units; 0.25 as Cohen et al.'s middle level).
+  TORCH_ARG(double, sigma) = 0.25;
   /// eps grows linearly from 0 to its value over the first warmup_epochs epochs (0: off).
   TORCH_ARG(int64_t, warmup_epochs) = 0;
   TORCH_ARG(InputBox, box) = InputBox();
 
  public:
   /// @throws Error on eps < 0 or not finite, steps < 1, step_size not finite, beta < 0,
-  /// warmup_epochs < 0.
+  /// sigma <= 0, warmup_epochs < 0.
   void validate() const;
 };
 

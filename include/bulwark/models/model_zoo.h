@@ -39,14 +39,17 @@ std::vector<std::string> model_architectures();
 /// global generator: seed it first with manual_seed for reproducible weights).
 Model make_model(const ModelSpec& spec);
 
-/// Writes the weights and the spec of a built-in model atomically to `path`.
+/// Writes the weights and the spec of a built-in model atomically to `path`, with optional
+/// free-form `metadata` (e.g. a detector's threshold, as JSON) that load_model returns.
 /// @throws Error when the model is not an nn module or the file cannot be written.
-void save_model(const Model& model, const ModelSpec& spec, const std::filesystem::path& path);
+void save_model(const Model& model, const ModelSpec& spec, const std::filesystem::path& path,
+                const std::string& metadata = "");
 
 /// A model read from a file: `spec` is set for Bulwark checkpoints, empty for TorchScript.
 struct LoadedModel {
   Model model;
   std::optional<ModelSpec> spec;
+  std::string metadata;  ///< what save_model was given, or empty
 };
 
 /// Loads a Bulwark checkpoint written by save_model, or else a TorchScript module.
