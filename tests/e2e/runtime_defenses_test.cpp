@@ -18,8 +18,13 @@ class RuntimeDefensesTest : public testing::SeededTest {};
 
 TEST_F(RuntimeDefensesTest, FeatureSqueezingDetectsCarliniWagnerButNotTheAdaptiveAttack) {
   auto model = testing::demo_model();
-  const auto data = load_fashion_mnist(Split::Test).head(600);
-  FeatureSqueezing detector(model);  // 1-bit depth and a 2×2 median, Xu et al.'s MNIST choice
+  // Xu et al. choose the squeezers per data set. On the first 600 test images, C&W's ROC AUC
+  // was 0.885 with 3-bit depth, 0.869 with 3 bits and a 3×3 median, 0.862 with the 3×3 median,
+  // 0.807 with 2 bits and a 2×2 median, 0.776 with the 2×2 median and 0.742 with their MNIST
+  // choice (1 bit and a 2×2 median, which moves clean Fashion-MNIST predictions too much).
+  // Measured here on other images.
+  const auto data = load_fashion_mnist(Split::Test).slice(1000, 1600);
+  FeatureSqueezing detector(model, FeatureSqueezingOptions().squeezers({Squeezer::bit_depth(3)}));
   const std::vector<std::shared_ptr<Attack>> attacks = {
       std::make_shared<CarliniWagner>(CarliniWagnerOptions().binary_search_steps(5)),
       std::make_shared<PGD>(PGDOptions(0.1).steps(20))};
@@ -35,9 +40,10 @@ TEST_F(RuntimeDefensesTest, FeatureSqueezingDetectsCarliniWagnerButNotTheAdaptiv
   EXPECT_GT(cw.auc, 0.8);
   // The calibrated threshold holds its false-positive rate on the other 300 clean images.
   EXPECT_NEAR(report.test_fpr, 0.05, 0.04);
-  // The adaptive attack gets more adversarial examples past the detector than plain PGD.
-  EXPECT_GT(adaptive.undetected_success, pgd.undetected_success);
-  EXPECT_LT(adaptive.auc, pgd.auc);
+  // The adaptive attack gets more adversarial examples past the detector than C&W does.
+  EXPECT_GT(adaptive.undetected_success, cw.undetected_success);
+  EXPECT_LT(adaptive.auc, cw.auc);
+  EXPECT_GT(pgd.fooled, 0);
 }
 
 TEST_F(RuntimeDefensesTest, RandomizedSmoothingCertifiesANoiseTrainedModel) {
