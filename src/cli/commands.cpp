@@ -210,6 +210,8 @@ struct EvaluateArgs {
   int64_t batch_size = 500;
   AttackArgs attack;
   bool no_early_stop = false;
+  std::vector<std::string> ensemble;
+  std::string ensemble_mode = "mean-logits";
 };
 
 void print_robustness(const RobustnessReport& report) {
@@ -233,6 +235,12 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
   const auto device = resolve_device(global);
   const auto attacks = make_attacks(args.attack, global.seed);
   auto loaded = load_model(args.model, device);
+  if (!args.ensemble.empty()) {
+    // The model and the others, combined into one model that the attacks attack as a whole.
+    std::vector<Model> members = {loaded.model};
+    for (const auto& path : args.ensemble) members.push_back(load_model(path, device).model);
+    loaded.model = make_ensemble(members, parse_ensemble_mode(args.ensemble_mode));
+  }
   const auto data = load_data(args.data, args.split == "train" ? Split::Train : Split::Test);
   if (!attacks.empty()) {
     std::unique_ptr<Progress> progress;
@@ -377,6 +385,11 @@ Command add_evaluate_command(CLI::App& app, const GlobalOptions& global) {
                   "Write a PNG of 8 clean and adversarial images with predictions (last attack, "
                   "largest eps)");
   add_attack_options(cmd, args->attack);
+  cmd->add_option("--ensemble", args->ensemble,
+                  "More model files: evaluate the ensemble of --model and these (comma-separated)")
+      ->delimiter(',');
+  cmd->add_option("--ensemble-mode", args->ensemble_mode, "How the ensemble combines its members")
+      ->check(CLI::IsMember({"mean-logits", "mean-probabilities", "vote"}));
   cmd->add_flag("--no-early-stop", args->no_early_stop,
                 "Run every attack step on every sample (default: stop on fooled samples)");
   return {cmd, [&global, args] { run_evaluate(global, *args); }};

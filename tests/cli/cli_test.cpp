@@ -295,6 +295,14 @@ TEST_F(CliTest, DetectAndCertifyWriteReportsAndRejectBadInput) {
   EXPECT_NE(certify.find("\"certified_accuracy\""), std::string::npos) << certify;
   EXPECT_NE(certify.find("\"pa_lower\""), std::string::npos);
 
+  // An ensemble of the model with a second one, attacked as one model.
+  const auto second = dir / "second.pt";
+  ASSERT_EQ(run_cli("train --quiet --seed 5" + data + " --arch mlp --epochs 2 --lr 0.01 --out " + second.string()).status, 0);
+  r = run_cli("evaluate --quiet" + data + " --model " + model.string() + " --ensemble " +
+              second.string() + " --ensemble-mode mean-probabilities --attacks pgd --steps 3");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("ensemble(mean-probabilities:"), std::string::npos) << r.output;
+
   // Bad input: one line, non-zero status, no report.
   for (const auto& args :
        {common + " --detector squeeze --squeezers blur:3",
