@@ -288,12 +288,14 @@ TEST_F(CliTest, DetectAndCertifyWriteReportsAndRejectBadInput) {
   ASSERT_EQ(r.status, 0) << r.output;
 
   r = run_cli("certify --quiet" + data + " --model " + model.string() +
-              " --limit 10 --n0 10 --n 100 --radii 0,0.25 --report " + (dir / "certify.json").string() +
+              " --limit 10 --n0 10 --n 100 --radii 0,0.25 --attack --attack-steps 2 --eot-draws 2"
+              " --report " + (dir / "certify.json").string() +
               " --markdown " + (dir / "certify.md").string());
   ASSERT_EQ(r.status, 0) << r.output;
   const auto certify = read_text(dir / "certify.json");
   EXPECT_NE(certify.find("\"certified_accuracy\""), std::string::npos) << certify;
   EXPECT_NE(certify.find("\"pa_lower\""), std::string::npos);
+  EXPECT_NE(certify.find("\"accuracy_under_attack\""), std::string::npos) << certify;
 
   // An ensemble of the model with a second one, attacked as one model.
   const auto second = dir / "second.pt";

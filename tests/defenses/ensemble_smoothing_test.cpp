@@ -161,6 +161,21 @@ TEST_F(SmoothingTest, CertifyDatasetBuildsTheCurve) {
   EXPECT_NE(to_json(report).find("certified_accuracy"), std::string::npos);
 }
 
+TEST_F(SmoothingTest, SoftSmoothedModelAveragesNoisyProbabilities) {
+  auto soft = smoothed_soft_model(constant_model(3), 0.5, 16);
+  const auto out = soft.forward(torch::rand({5, 1, 4, 4}));
+  EXPECT_TRUE(torch::equal(out.argmax(1), torch::full({5}, 3, torch::kLong)));
+  // Mean probabilities of a constant model are its softmax: log-probabilities sum to one.
+  EXPECT_TRUE(torch::allclose(out.exp().sum(1), torch::ones({5})));
+  // A linear model: the gradient reaches the input through the noisy copies.
+  auto linear = random_linear(3, 16);
+  auto x = torch::rand({2, 1, 4, 4}).requires_grad_(true);
+  smoothed_soft_model(linear.model, 0.25, 4).forward(x).select(1, 0).sum().backward();
+  EXPECT_GT(x.grad().abs().sum().item<double>(), 0);
+  EXPECT_BULWARK_ERROR(smoothed_soft_model(constant_model(0), 0.0, 4), "sigma");
+  EXPECT_BULWARK_ERROR(smoothed_soft_model(constant_model(0), 0.25, 0), "draws");
+}
+
 TEST_F(SmoothingTest, BadInputIsAClearError) {
   auto model = constant_model(0);
   EXPECT_BULWARK_ERROR(SmoothedClassifier(model, SmoothingOptions().sigma(0)), "sigma", "> 0");

@@ -89,9 +89,26 @@ struct CertificationReport {
   std::vector<std::pair<double, double>> curve;
   double abstain_rate = 0;
   double clean_accuracy_of_base = 0;  ///< the base model on the noiseless inputs
+  /// (radius, accuracy of PREDICT under the EOT attack), when asked for.
+  std::vector<std::pair<double, double>> empirical;
   double seconds = 0;
   double draws_per_second = 0;  ///< noisy forward passes per second
 };
+
+/// The soft smoothed classifier as a differentiable model: log of the mean softmax of `base`
+/// over `draws` noisy copies x + N(0, σ²I), fresh noise at every call. Attacks on it are the
+/// EOT attacks on randomized smoothing (Salman et al. 2019's SmoothAdv).
+/// @throws Error when sigma <= 0 or draws < 1.
+Model smoothed_soft_model(Model base, double sigma, int64_t draws, uint64_t seed = 0);
+
+/// The smoothed classifier's accuracy (PREDICT; abstaining counts as wrong) under an L2 PGD
+/// attack with EOT on `smoothed_soft_model`, per radius: (radius, accuracy). The certified
+/// accuracy at a radius is a lower bound of it up to the failure probability alpha, so the
+/// two side by side check each other.
+/// @throws Error on invalid options, an empty dataset or a negative radius.
+std::vector<std::pair<double, double>> smoothed_accuracy_under_attack(
+    Model& model, const Dataset& data, const SmoothingOptions& options,
+    const std::vector<double>& radii, int64_t steps = 20, int64_t eot_draws = 8);
 
 /// Called after each input: (done, total).
 using CertifyProgress = std::function<void(int64_t, int64_t)>;
