@@ -50,7 +50,7 @@ TEST_F(AdversarialTrainingTest, FastAtReachesRobustAccuracyOnHeldOutImages) {
     EXPECT_GE(history.back().robust_accuracy, 0.0);
   }
   // Measured on these 1000 held-out images: standard clean 0.793, robust 0.046; fast AT (2
-  // epochs on 20000 images) clean 0.746, robust 0.566.
+  // epochs on 20000 images, cyclic rate) clean 0.745, robust 0.580 (0.566 at a constant 1e-3).
   EXPECT_LT(robust[0], 0.1);
   EXPECT_GT(robust[1], 0.45);
   EXPECT_GT(clean[1], 0.65);
