@@ -21,6 +21,25 @@ void finish_attack_result(AttackResult& result, Model& model, const at::Tensor& 
   result.l2 = per_sample_norm(delta, Norm::L2);
 }
 
+at::Tensor run_in_batches(Attack& attack, Model& model, const at::Tensor& x, const at::Tensor& y,
+                          int64_t batch_size) {
+  BULWARK_CHECK(batch_size >= 1, "{}: batch_size must be >= 1, got {}", attack.name(),
+                batch_size);
+  BULWARK_CHECK(x.defined() && y.defined() && x.dim() >= 1 && y.dim() == 1 &&
+                    x.size(0) == y.size(0),
+                "{}: needs x [N, ...] and y [N], got {} and {}", attack.name(),
+                x.defined() ? detail::shape_string(x) : "undefined",
+                y.defined() ? detail::shape_string(y) : "undefined");
+  if (x.size(0) == 0) return x.clone();
+  std::vector<at::Tensor> parts;
+  for (int64_t begin = 0; begin < x.size(0); begin += batch_size) {
+    parts.push_back(attack.run(model, x.slice(0, begin, begin + batch_size),
+                               y.slice(0, begin, begin + batch_size))
+                        .adversarial);
+  }
+  return at::cat(parts);
+}
+
 AttackResult Attack::run(Model& model, const at::Tensor& x, const at::Tensor& y) {
   const std::string where = name();
   detail::check_float_tensor(where, "x", x, 2);

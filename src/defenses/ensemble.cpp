@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "bulwark/eval/accuracy.h"
 #include "core/check.h"
 
 namespace bulwark {
@@ -60,27 +61,6 @@ Model make_ensemble(std::vector<Model> members, EnsembleMode mode) {
 
 namespace {
 
-at::Tensor predictions(Model& model, const at::Tensor& x, int64_t batch_size) {
-  EvalModeGuard guard(model);
-  torch::NoGradGuard no_grad;
-  std::vector<at::Tensor> parts;
-  for (int64_t start = 0; start < x.size(0); start += batch_size) {
-    parts.push_back(model.forward(x.slice(0, start, start + batch_size)).argmax(1));
-  }
-  return at::cat(parts);
-}
-
-at::Tensor attack_all(Attack& attack, Model& model, const Dataset& data, int64_t batch_size) {
-  std::vector<at::Tensor> parts;
-  for (int64_t start = 0; start < data.size(); start += batch_size) {
-    const auto end = std::min(start + batch_size, data.size());
-    parts.push_back(attack.run(model, data.images.slice(0, start, end),
-                               data.labels.slice(0, start, end))
-                        .adversarial);
-  }
-  return at::cat(parts);
-}
-
 double mean_of(const at::Tensor& mask) { return mask.to(at::kDouble).mean().item<double>(); }
 
 }  // namespace
@@ -98,16 +78,16 @@ EnsembleDiversity ensemble_diversity(const std::vector<Model>& members, Ensemble
   // Attacks cannot follow a vote: they attack the mean-probabilities ensemble instead.
   auto attacked_ensemble =
       mode == EnsembleMode::Vote ? make_ensemble(members, EnsembleMode::MeanProbabilities) : ensemble;
-  const auto& labels = data.labels;
+  const auto labels = data.labels.cpu();  // predict() answers on the CPU
   EnsembleDiversity out;
   out.samples = data.size();
   std::vector<at::Tensor> clean(k);
   for (size_t i = 0; i < k; ++i) {
     out.members.push_back(copies[i].name());
-    clean[i] = predictions(copies[i], data.images, batch_size);
+    clean[i] = predict(copies[i], data.images, batch_size);
     out.clean_accuracy.push_back(mean_of(clean[i] == labels));
   }
-  out.ensemble_clean_accuracy = mean_of(predictions(ensemble, data.images, batch_size) == labels);
+  out.ensemble_clean_accuracy = mean_of(predict(ensemble, data.images, batch_size) == labels);
   out.agreement.assign(k, std::vector<double>(k, 1.0));
   for (size_t i = 0; i < k; ++i) {
     for (size_t j = i + 1; j < k; ++j) {
@@ -116,20 +96,20 @@ EnsembleDiversity ensemble_diversity(const std::vector<Model>& members, Ensemble
   }
   out.transfer.assign(k, std::vector<double>(k, std::numeric_limits<double>::quiet_NaN()));
   for (size_t i = 0; i < k; ++i) {
-    const auto adversarial = attack_all(attack, copies[i], data, batch_size);
-    const auto fooled_i = predictions(copies[i], adversarial, batch_size) != labels;
+    const auto adversarial = run_in_batches(attack, copies[i], data.images, data.labels, batch_size);
+    const auto fooled_i = predict(copies[i], adversarial, batch_size) != labels;
     const auto count = fooled_i.sum().item<int64_t>();
     for (size_t j = 0; j < k; ++j) {
       if (count == 0) continue;
-      const auto fooled_j = predictions(copies[j], adversarial, batch_size) != labels;
+      const auto fooled_j = predict(copies[j], adversarial, batch_size) != labels;
       out.transfer[i][j] = static_cast<double>((fooled_i & fooled_j).sum().item<int64_t>()) /
                            static_cast<double>(count);
     }
     out.ensemble_accuracy_under_transfer.push_back(
-        mean_of(predictions(ensemble, adversarial, batch_size) == labels));
+        mean_of(predict(ensemble, adversarial, batch_size) == labels));
   }
-  const auto direct = attack_all(attack, attacked_ensemble, data, batch_size);
-  out.ensemble_robust_accuracy = mean_of(predictions(ensemble, direct, batch_size) == labels);
+  const auto direct = run_in_batches(attack, attacked_ensemble, data.images, data.labels, batch_size);
+  out.ensemble_robust_accuracy = mean_of(predict(ensemble, direct, batch_size) == labels);
   return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "bulwark/attacks/pgd.h"
 #include "bulwark/core/seed.h"
+#include "bulwark/eval/accuracy.h"
 #include "core/check.h"
 
 namespace bulwark {
@@ -122,19 +123,9 @@ CertificationReport certify_dataset(Model& model, const Dataset& data,
   SmoothedClassifier smoothed(model, options);
   const auto device = model.device();
   const auto images = data.images.to(device);
-  int64_t base_correct = 0;
-  {
-    EvalModeGuard guard(model);
-    torch::NoGradGuard no_grad;
-    for (int64_t start = 0; start < data.size(); start += options.batch_size()) {
-      const auto end = std::min(start + options.batch_size(), data.size());
-      base_correct += (model.forward(images.slice(0, start, end)).argmax(1).cpu() ==
-                       data.labels.slice(0, start, end).cpu())
-                          .sum()
-                          .item<int64_t>();
-    }
-  }
   const auto labels = data.labels.cpu();
+  const int64_t base_correct =
+      (predict(model, images, options.batch_size()) == labels).sum().item<int64_t>();
   int64_t abstained = 0;
   for (int64_t i = 0; i < data.size(); ++i) {
     report.certificates.push_back(smoothed.certify(images[i]));
@@ -198,13 +189,7 @@ std::vector<std::pair<double, double>> smoothed_accuracy_under_attack(
     at::Tensor inputs = data.images.to(device);
     if (radius > 0) {
       PGD pgd(PGDOptions(radius).norm(Norm::L2).steps(steps).seed(options.seed()));
-      std::vector<at::Tensor> parts;
-      for (int64_t start = 0; start < data.size(); start += 64) {
-        parts.push_back(pgd.run(soft, inputs.slice(0, start, start + 64),
-                                data.labels.slice(0, start, start + 64).to(device))
-                            .adversarial);
-      }
-      inputs = at::cat(parts);
+      inputs = run_in_batches(pgd, soft, inputs, data.labels.to(device), 64);
     }
     int64_t correct = 0;
     for (int64_t i = 0; i < data.size(); ++i) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "bulwark/eval/accuracy.h"
 #include "core/check.h"
 
 namespace bulwark {
@@ -60,6 +61,10 @@ RocCurve roc_curve(const at::Tensor& negative_scores, const at::Tensor& positive
 }
 
 double tpr_at_fpr(const RocCurve& curve, double fpr) {
+  BULWARK_CHECK(fpr >= 0 && fpr <= 1, "tpr_at_fpr: fpr must be in [0, 1], got {}", fpr);
+  BULWARK_CHECK(!curve.fpr.empty() && curve.fpr.size() == curve.tpr.size(),
+                "tpr_at_fpr: the curve needs as many (non-zero) fpr as tpr points, got {} and {}",
+                curve.fpr.size(), curve.tpr.size());
   double best = 0;
   for (size_t i = 0; i < curve.fpr.size(); ++i) {
     if (curve.fpr[i] <= fpr + 1e-12) best = std::max(best, curve.tpr[i]);
@@ -108,22 +113,12 @@ DetectionReport evaluate_detector(Model& model, Detector& detector, const Datase
   auto timer = std::chrono::steady_clock::now();
   const auto clean_scores = score_in_batches(detector, test.images, batch);
   const double detector_seconds = seconds_since(timer);
-  at::Tensor correct;
-  {
-    EvalModeGuard guard(model);
-    torch::NoGradGuard no_grad;
-    timer = std::chrono::steady_clock::now();
-    std::vector<at::Tensor> parts;
-    for (int64_t s = 0; s < test.size(); s += batch) {
-      parts.push_back(model.forward(test.images.slice(0, s, s + batch)).argmax(1));
-    }
-    const double forward_seconds = seconds_since(timer);
-    report.overhead_vs_forward = detector_seconds / std::max(forward_seconds, 1e-9);
-    correct = at::cat(parts) == test.labels;
-  }
+  timer = std::chrono::steady_clock::now();
+  const auto correct = predict(model, test.images, batch) == test.labels.cpu();
+  report.overhead_vs_forward = detector_seconds / std::max(seconds_since(timer), 1e-9);
   report.clean_accuracy = correct.to(at::kDouble).mean().item<double>();
   report.test_fpr = (clean_scores > report.threshold).to(at::kDouble).mean().item<double>();
-  const auto index = correct.nonzero().squeeze(1);
+  const auto index = correct.nonzero().squeeze(1).to(test.images.device());
   const auto x = test.images.index_select(0, index);
   const auto y = test.labels.index_select(0, index);
 
@@ -142,15 +137,11 @@ DetectionReport evaluate_detector(Model& model, Detector& detector, const Datase
       const auto xb = x.slice(0, s, s + batch);
       const auto yb = y.slice(0, s, s + batch);
       const auto adversarial = make_adversarial(xb, yb).detach();
-      {
-        EvalModeGuard guard(model);
-        torch::NoGradGuard no_grad;
-        fooled_parts.push_back(model.forward(adversarial).argmax(1) != yb);
-      }
+      fooled_parts.push_back(predict(model, adversarial, batch) != yb.cpu());
       score_parts.push_back(detector.score(adversarial));
     }
     if (progress) progress(name, batches, batches);
-    const auto fooled = x.size(0) ? at::cat(fooled_parts).cpu() : at::zeros({0}, at::kBool);
+    const auto fooled = x.size(0) ? at::cat(fooled_parts) : at::zeros({0}, at::kBool);
     const auto scores = x.size(0) ? at::cat(score_parts) : at::zeros({0}, at::kDouble);
     result.fooled = fooled.sum().item<int64_t>();
     const auto flagged = scores > report.threshold;

@@ -131,6 +131,8 @@ TEST_F(DetectorsTest, RocCurveAndAuc) {
   const auto random = roc_curve(torch::rand({4000}), torch::rand({4000}));
   EXPECT_NEAR(random.auc, 0.5, 0.03);
   EXPECT_BULWARK_ERROR(roc_curve(torch::empty({0}), torch::rand({3})), "at least one");
+  EXPECT_BULWARK_ERROR(tpr_at_fpr(curve, 1.5), "fpr", "[0, 1]");
+  EXPECT_BULWARK_ERROR(tpr_at_fpr(RocCurve(), 0.05), "curve");
 }
 
 // Flags bright images: the score is the mean pixel. The adaptive attack must lower it.

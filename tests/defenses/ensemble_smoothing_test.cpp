@@ -92,6 +92,12 @@ TEST_F(EnsembleTest, DiversityFigures) {
   EXPECT_GE(d.transfer[0][1], 0.0);
   EXPECT_LE(d.ensemble_robust_accuracy, d.ensemble_clean_accuracy);
   EXPECT_BULWARK_ERROR(ensemble_diversity({a.model}, EnsembleMode::MeanLogits, data, pgd), "two");
+  // The batched runs behind it: every sample in order, inside the ball; bad sizes are errors.
+  const auto adversarial = run_in_batches(pgd, a.model, images, labels, 7);
+  ASSERT_EQ(adversarial.sizes(), images.sizes());
+  EXPECT_LE((adversarial - images).abs().max().item<double>(), 0.5 + 1e-6);
+  EXPECT_BULWARK_ERROR(run_in_batches(pgd, a.model, images, labels, 0), "batch_size", ">= 1");
+  EXPECT_BULWARK_ERROR(run_in_batches(pgd, a.model, images, labels.slice(0, 0, 5), 8), "y [N]");
 }
 
 // Always predicts `label` (out of `classes`).

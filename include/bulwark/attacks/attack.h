@@ -62,6 +62,12 @@ class Attack {
   virtual AttackResult perform(Model& model, const at::Tensor& x, const at::Tensor& y) = 0;
 };
 
+/// The adversarial examples of `attack` for x [N, ...] with labels y [N], `batch_size` samples
+/// per run (each run validates its batch), concatenated in order on x's device.
+/// @throws Error when batch_size < 1, x and y differ in length, or a run rejects its batch.
+at::Tensor run_in_batches(Attack& attack, Model& model, const at::Tensor& x, const at::Tensor& y,
+                          int64_t batch_size);
+
 /// Fills success, linf and l2 of `result` from its adversarial inputs (one forward pass).
 void finish_attack_result(AttackResult& result, Model& model, const at::Tensor& x,
                           const at::Tensor& y, bool targeted);

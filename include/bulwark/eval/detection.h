@@ -32,6 +32,7 @@ struct RocCurve {
 RocCurve roc_curve(const at::Tensor& negative_scores, const at::Tensor& positive_scores);
 
 /// The highest true-positive rate at a false-positive rate of at most `fpr`.
+/// @throws Error when fpr is outside [0, 1] or the curve is empty or ragged.
 double tpr_at_fpr(const RocCurve& curve, double fpr);
 
 struct DetectionEvaluationOptions {
