@@ -57,26 +57,26 @@ at::Tensor kl_per_sample(const at::Tensor& log_p, const at::Tensor& log_q) {
 
 class Standard : public TrainingStrategy {
  public:
-  StrategyLoss loss(Model& model, const at::Tensor& x, const at::Tensor& y, double,
-                    at::Generator&) override {
-    auto logits = model.forward(x);
-    return {cross_entropy(logits, y), logits};
+  BatchObjective objective(Model& model, const at::Tensor& x, const at::Tensor& y, double,
+                           at::Generator&) override {
+    return [model, x, y](int64_t begin, int64_t end) -> StrategyLoss {
+      auto logits = model.forward(x.slice(0, begin, end));
+      return {cross_entropy(logits, y.slice(0, begin, end), Reduction::None), logits};
+    };
   }
   int64_t passes_per_sample() const override { return 1; }
 };
 
 // Gaussian data augmentation (Cohen et al. 2019): the base classifier of randomized smoothing
 // learns to classify x + N(0, sigma^2 I), the inputs the smoothed classifier will give it.
-class GaussianNoise : public TrainingStrategy {
+class GaussianNoise : public Standard {
  public:
   explicit GaussianNoise(double sigma) : sigma_(sigma) {}
-  StrategyLoss loss(Model& model, const at::Tensor& x, const at::Tensor& y, double,
-                    at::Generator& generator) override {
+  BatchObjective objective(Model& model, const at::Tensor& x, const at::Tensor& y, double eps,
+                           at::Generator& generator) override {
     const auto noisy = x + at::normal(0.0, sigma_, x.sizes(), generator, x.options());
-    auto logits = model.forward(noisy);
-    return {cross_entropy(logits, y), logits};
+    return Standard::objective(model, noisy, y, eps, generator);
   }
-  int64_t passes_per_sample() const override { return 1; }
 
  private:
   double sigma_;
@@ -117,11 +117,9 @@ class Adversarial : public TrainingStrategy {
 class AdversarialExamples : public Adversarial {
  public:
   using Adversarial::Adversarial;
-  StrategyLoss loss(Model& model, const at::Tensor& x, const at::Tensor& y, double eps,
-                    at::Generator& generator) override {
-    const auto x_adv = perturb(model, x, y, eps, generator);
-    auto logits = model.forward(x_adv);
-    return {cross_entropy(logits, y), logits};
+  BatchObjective objective(Model& model, const at::Tensor& x, const at::Tensor& y, double eps,
+                           at::Generator& generator) override {
+    return Standard().objective(model, perturb(model, x, y, eps, generator), y, eps, generator);
   }
 };
 
@@ -129,8 +127,8 @@ class AdversarialExamples : public Adversarial {
 class Trades : public Adversarial {
  public:
   using Adversarial::Adversarial;
-  StrategyLoss loss(Model& model, const at::Tensor& x, const at::Tensor& y, double eps,
-                    at::Generator& generator) override {
+  BatchObjective objective(Model& model, const at::Tensor& x, const at::Tensor& y, double eps,
+                           at::Generator& generator) override {
     at::Tensor clean_log_p;
     {
       EvalModeGuard eval_mode(model);
@@ -140,10 +138,14 @@ class Trades : public Adversarial {
     const auto x_adv = perturb(model, x, y, eps, generator, [&](const at::Tensor& logits) {
       return kl_per_sample(clean_log_p, at::log_softmax(logits, 1));
     });
-    auto logits = model.forward(x);
-    const auto adv_logits = model.forward(x_adv);
-    const auto kl = kl_per_sample(at::log_softmax(logits, 1), at::log_softmax(adv_logits, 1));
-    return {cross_entropy(logits, y) + options_.beta() * kl.mean(), logits};
+    return [model, x, y, x_adv, beta = options_.beta()](int64_t begin,
+                                                         int64_t end) -> StrategyLoss {
+      auto logits = model.forward(x.slice(0, begin, end));
+      const auto adv_logits = model.forward(x_adv.slice(0, begin, end));
+      const auto kl = kl_per_sample(at::log_softmax(logits, 1), at::log_softmax(adv_logits, 1));
+      return {cross_entropy(logits, y.slice(0, begin, end), Reduction::None) + beta * kl,
+              logits};
+    };
   }
   // The extra clean forward pass for the KL target costs about a third of a pass.
   int64_t passes_per_sample() const override { return steps() + 2; }
@@ -153,27 +155,38 @@ class Trades : public Adversarial {
 class Mart : public Adversarial {
  public:
   using Adversarial::Adversarial;
-  StrategyLoss loss(Model& model, const at::Tensor& x, const at::Tensor& y, double eps,
-                    at::Generator& generator) override {
+  BatchObjective objective(Model& model, const at::Tensor& x, const at::Tensor& y, double eps,
+                           at::Generator& generator) override {
     const auto x_adv = perturb(model, x, y, eps, generator);
-    const auto adv_logits = model.forward(x_adv);
-    const auto logits = model.forward(x);
-    const auto adv_probs = at::softmax(adv_logits, 1);
-    // The most likely wrong class on x'.
-    const auto top2 = std::get<1>(adv_probs.topk(2, 1));
-    const auto wrong = at::where(top2.select(1, 0).eq(y), top2.select(1, 1), top2.select(1, 0));
-    const auto boosted =
-        cross_entropy(adv_logits, y) +
-        at::nll_loss(at::log(1.0001 - adv_probs + 1e-12), wrong);
-    const auto log_p = at::log_softmax(logits, 1);
-    const auto true_probs = log_p.exp().gather(1, y.unsqueeze(1)).squeeze(1);
-    const auto kl = kl_per_sample(log_p, at::log(adv_probs + 1e-12));
-    return {boosted + options_.beta() * (kl * (1.0000001 - true_probs)).mean(), adv_logits};
+    return [model, x, y, x_adv, beta = options_.beta()](int64_t begin,
+                                                         int64_t end) -> StrategyLoss {
+      const auto labels = y.slice(0, begin, end);
+      const auto adv_logits = model.forward(x_adv.slice(0, begin, end));
+      const auto logits = model.forward(x.slice(0, begin, end));
+      const auto adv_probs = at::softmax(adv_logits, 1);
+      // The most likely wrong class on x'.
+      const auto top2 = std::get<1>(adv_probs.topk(2, 1));
+      const auto wrong =
+          at::where(top2.select(1, 0).eq(labels), top2.select(1, 1), top2.select(1, 0));
+      const auto boosted = cross_entropy(adv_logits, labels, Reduction::None) -
+                           at::log(1.0001 - adv_probs + 1e-12).gather(1, wrong.unsqueeze(1)).squeeze(1);
+      const auto log_p = at::log_softmax(logits, 1);
+      const auto true_probs = log_p.exp().gather(1, labels.unsqueeze(1)).squeeze(1);
+      const auto kl = kl_per_sample(log_p, at::log(adv_probs + 1e-12));
+      return {boosted + beta * kl * (1.0000001 - true_probs), adv_logits};
+    };
   }
   int64_t passes_per_sample() const override { return steps() + 2; }
 };
 
 }  // namespace
+
+StrategyLoss TrainingStrategy::loss(Model& model, const at::Tensor& x, const at::Tensor& y,
+                                    double eps, at::Generator& generator) {
+  auto out = objective(model, x, y, eps, generator)(0, x.size(0));
+  out.loss = out.loss.mean();
+  return out;
+}
 
 std::unique_ptr<TrainingStrategy> make_strategy(const StrategyOptions& options) {
   options.validate();

@@ -8,6 +8,9 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
+
+#include <spdlog/spdlog.h>
 
 #include "bulwark/attacks/pgd.h"
 #include "bulwark/core/files.h"
@@ -66,6 +69,8 @@ nlohmann::json to_json(const EpochMetrics& m) {
           {"samples_per_second", m.samples_per_second},
           {"learning_rate", m.learning_rate},
           {"eps", m.eps},
+          {"epsilon", m.epsilon},
+          {"clipped_fraction", m.clipped_fraction},
           {"clean_accuracy", m.clean_accuracy},
           {"robust_accuracy", m.robust_accuracy},
           {"eval_seconds", m.eval_seconds},
@@ -81,6 +86,8 @@ EpochMetrics epoch_from_json(const nlohmann::json& j) {
   m.samples_per_second = j.at("samples_per_second").get<double>();
   m.learning_rate = j.at("learning_rate").get<double>();
   m.eps = j.at("eps").get<double>();
+  m.epsilon = j.value("epsilon", -1.0);
+  m.clipped_fraction = j.value("clipped_fraction", -1.0);
   m.clean_accuracy = j.at("clean_accuracy").get<double>();
   m.robust_accuracy = j.at("robust_accuracy").get<double>();
   m.eval_seconds = j.at("eval_seconds").get<double>();
@@ -109,6 +116,12 @@ struct Trainer::State {
   int64_t next_epoch = 0;
   std::vector<at::Tensor> best;
   double best_score = -std::numeric_limits<double>::infinity();
+  // DP-SGD.
+  std::unique_ptr<DPSGD> dp;
+  std::unique_ptr<Accountant> accountant;
+  double sample_rate = 0.0;
+  bool calibrated = false;
+  bool stopped = false;
 };
 
 Trainer::Trainer(Model model, TrainerOptions options)
@@ -129,6 +142,11 @@ Trainer::Trainer(Model model, TrainerOptions options)
   BULWARK_CHECK(std::isfinite(options_.eval_eps()), "Trainer: eval_eps must be finite, got {}",
                 options_.eval_eps());
   options_.schedule().validate();
+  if (options_.differential_privacy()) {
+    options_.privacy().validate();
+    state_->dp = std::make_unique<DPSGD>(model_, options_.privacy());  // rejects BatchNorm
+    state_->accountant = make_accountant(options_.privacy().accountant());
+  }
   state_->strategy = make_strategy(options_.strategy());
   std::vector<at::Tensor> params;
   for (const auto& p : model_.parameters()) {
@@ -181,6 +199,12 @@ void Trainer::write_checkpoint(const std::filesystem::path& path) const {
   archive.write("best_score", c10::IValue(state_->best_score));
   archive.write("history", c10::IValue(history.dump()));
   archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
+  if (state_->dp) {
+    archive.write("dp_steps", c10::IValue(state_->accountant->steps()));
+    archive.write("dp_sigma", c10::IValue(state_->dp->options().noise_multiplier()));
+    archive.write("dp_rate", c10::IValue(state_->sample_rate));
+    archive.write("dp_stopped", c10::IValue(state_->stopped));
+  }
   write_file_atomically(path, [&](const std::filesystem::path& tmp) {
     try {
       archive.save_to(tmp.string());
@@ -197,6 +221,7 @@ void Trainer::resume(const std::filesystem::path& checkpoint) {
                 where);
   torch::serialize::InputArchive archive;
   c10::IValue format, names, next_epoch, has_best, best_epoch, best_score, history;
+  c10::IValue dp_steps, dp_sigma, dp_rate, dp_stopped;
   try {
     archive.load_from(checkpoint.string(), model_.device());
     BULWARK_CHECK(archive.try_read("format", format) && format.isString() &&
@@ -208,6 +233,14 @@ void Trainer::resume(const std::filesystem::path& checkpoint) {
     archive.read("best_epoch", best_epoch);
     archive.read("best_score", best_score);
     archive.read("history", history);
+    if (state_->dp) {
+      BULWARK_CHECK(archive.try_read("dp_steps", dp_steps) && archive.try_read("dp_sigma", dp_sigma) &&
+                        archive.try_read("dp_rate", dp_rate) &&
+                        archive.try_read("dp_stopped", dp_stopped),
+                    "{} was not written by differentially private training, so the privacy "
+                    "already spent is unknown",
+                    where);
+    }
   } catch (const c10::Error& e) {
     throw Error(fmt::format("{} is corrupt or not a Bulwark training checkpoint: {}", where,
                             e.what_without_backtrace()));
@@ -264,7 +297,29 @@ void Trainer::resume(const std::filesystem::path& checkpoint) {
   state_->best_score = best_score.toDouble();
   best_epoch_ = best_epoch.toInt();
   history_ = std::move(restored);
+  if (state_->dp) {
+    state_->sample_rate = dp_rate.toDouble();
+    state_->dp->set_noise_multiplier(dp_sigma.toDouble());
+    state_->calibrated = true;
+    state_->stopped = dp_stopped.toBool();
+    state_->accountant = make_accountant(options_.privacy().accountant());
+    if (dp_steps.toInt() > 0) {
+      state_->accountant->step(dp_sigma.toDouble(), state_->sample_rate, dp_steps.toInt());
+    }
+  }
 }
+
+double Trainer::noise_multiplier() const {
+  BULWARK_CHECK(state_->dp != nullptr, "Trainer: not training with differential privacy");
+  return state_->dp->options().noise_multiplier();
+}
+
+PrivacySpent Trainer::privacy_spent() const {
+  BULWARK_CHECK(state_->dp != nullptr, "Trainer: not training with differential privacy");
+  return state_->accountant->spent(options_.privacy().delta());
+}
+
+bool Trainer::stopped_at_budget() const { return state_->stopped; }
 
 std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& validation) {
   BULWARK_CHECK(train.size() > 0, "Trainer::fit: the training set '{}' is empty", train.name);
@@ -272,11 +327,37 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& vali
   const auto& strategy = options_.strategy();
   const double eval_eps = options_.eval_eps() > 0 ? options_.eval_eps() : strategy.eps();
   const auto device = model_.device();
+  const bool dp = st.dp != nullptr;
+  const auto& privacy = options_.privacy();
   BatchLoader loader(train, BatchLoaderOptions(options_.batch_size()).shuffle(true).seed(
                                 options_.seed()));
-  const int64_t batches = loader.batches_per_epoch();
+  std::optional<PoissonSampler> sampler;
+  if (dp) {
+    const double rate = std::min(1.0, static_cast<double>(options_.batch_size()) /
+                                          static_cast<double>(train.size()));
+    BULWARK_CHECK(!st.calibrated || std::abs(rate - st.sample_rate) < 1e-12,
+                  "Trainer::fit: the training set has {} samples, so the sampling rate would be "
+                  "{}, but training so far used {}; privacy accounting needs the same dataset",
+                  train.size(), rate, st.sample_rate);
+    st.sample_rate = rate;
+    sampler.emplace(train.size(), rate, options_.seed());
+  }
+  const int64_t batches = dp ? sampler->steps_per_epoch() : loader.batches_per_epoch();
   const int64_t total_steps = options_.epochs() * batches;
   const int64_t warmup_steps = strategy.warmup_epochs() * batches;
+  if (dp && !st.calibrated) {
+    if (privacy.target_epsilon() > 0) {
+      const double sigma = calibrate_noise_multiplier(privacy.target_epsilon(), privacy.delta(),
+                                                      st.sample_rate, total_steps,
+                                                      privacy.accountant());
+      st.dp->set_noise_multiplier(sigma);
+      spdlog::info("DP-SGD: noise multiplier {:.4f} spends epsilon {} at delta {} over {} steps "
+                   "at sampling rate {:.6f} ({} accountant)",
+                   sigma, privacy.target_epsilon(), privacy.delta(), total_steps,
+                   st.sample_rate, privacy.accountant());
+    }
+    st.calibrated = true;
+  }
   Dataset held_out;
   if (validation.size() > 0) {
     held_out = Dataset(validation.images.to(device), validation.labels.to(device),
@@ -284,50 +365,103 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& vali
   }
   ModeRestorer restore_mode(model_);
   std::vector<EpochMetrics> ran;
-  for (int64_t epoch = st.next_epoch; epoch < options_.epochs(); ++epoch) {
+  for (int64_t epoch = st.next_epoch; epoch < options_.epochs() && !st.stopped; ++epoch) {
     model_.train(true);
     const auto start = std::chrono::steady_clock::now();
-    // The attack's random starts for this epoch depend only on (seed, epoch).
+    // The attack's random starts for this epoch depend only on (seed, epoch), and so does the
+    // DP noise (unless it comes from the secure source).
     auto generator = make_generator(derive_seed(options_.seed(), 1000 + static_cast<uint64_t>(epoch)),
                                     device);
-    loader.start_epoch(epoch);
+    auto noise_generator =
+        make_generator(derive_seed(options_.seed(), 2000 + static_cast<uint64_t>(epoch)));
     double loss_sum = 0, lr = options_.learning_rate(), eps = strategy.eps();
-    int64_t correct = 0, seen = 0;
-    while (auto batch = loader.next()) {
-      const int64_t step = epoch * batches + batch->index;
+    int64_t correct = 0, seen = 0, clipped = 0;
+    // One optimizer step on a batch (which DP-SGD's Poisson sampling may leave empty).
+    const auto train_batch = [&](const at::Tensor& cpu_inputs, const at::Tensor& cpu_labels,
+                                 int64_t index) {
+      const int64_t step = epoch * batches + index;
       lr = scheduled_learning_rate(options_.schedule(), options_.learning_rate(), step,
                                    total_steps, batches);
       for (auto& group : st.optimizer->param_groups()) group.options().set_lr(lr);
       eps = warmup_steps > 0 ? strategy.eps() * std::min(1.0, static_cast<double>(step + 1) /
                                                                   static_cast<double>(warmup_steps))
                              : strategy.eps();
-      const auto inputs = batch->inputs.to(device);
-      const auto labels = batch->labels.to(device);
-      st.optimizer->zero_grad();
-      const auto out = st.strategy->loss(model_, inputs, labels, eps, generator);
-      const double loss_value = out.loss.item<double>();
-      BULWARK_CHECK(std::isfinite(loss_value),
-                    "Trainer::fit: the loss became {} at epoch {} batch {}; lower the learning "
-                    "rate (now {})",
-                    loss_value, epoch, batch->index, lr);
-      out.loss.backward();
-      st.optimizer->step();
+      const auto inputs = cpu_inputs.to(device);
+      const auto labels = cpu_labels.to(device);
       const auto n = inputs.size(0);
+      double loss_value = 0;
+      int64_t batch_correct = 0;
+      if (dp) {
+        auto predictions = at::full({n}, -1, labels.options());
+        PerSampleLossFn losses;
+        if (n > 0) {
+          auto objective = st.strategy->objective(model_, inputs, labels, eps, generator);
+          losses = [objective, predictions](int64_t begin, int64_t end) mutable {
+            const auto out = objective(begin, end);
+            predictions.slice(0, begin, end).copy_(out.logits.detach().argmax(1));
+            return out.loss;
+          };
+        }
+        const auto result = st.dp->gradient(n, losses, st.sample_rate *
+                                                           static_cast<double>(train.size()),
+                                            noise_generator);
+        st.accountant->step(st.dp->options().noise_multiplier(), st.sample_rate, 1);
+        loss_value = result.mean_loss;
+        batch_correct = predictions.eq(labels).sum().item<int64_t>();
+        clipped += std::llround(result.clipped_fraction * static_cast<double>(n));
+      } else {
+        st.optimizer->zero_grad();
+        const auto out = st.strategy->loss(model_, inputs, labels, eps, generator);
+        loss_value = out.loss.item<double>();
+        BULWARK_CHECK(std::isfinite(loss_value),
+                      "Trainer::fit: the loss became {} at epoch {} batch {}; lower the learning "
+                      "rate (now {})",
+                      loss_value, epoch, index, lr);
+        out.loss.backward();
+        batch_correct = out.logits.argmax(1).eq(labels).sum().item<int64_t>();
+      }
+      st.optimizer->step();
       loss_sum += loss_value * static_cast<double>(n);
-      correct += out.logits.argmax(1).eq(labels).sum().item<int64_t>();
+      correct += batch_correct;
       seen += n;
       if (on_batch_) {
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        on_batch_({epoch, options_.epochs(), batch->index, batches, loss_value,
-                   static_cast<double>(correct) / static_cast<double>(seen),
+        on_batch_({epoch, options_.epochs(), index, batches, loss_value,
+                   static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(seen, 1)),
                    static_cast<double>(seen) / std::max(seconds, 1e-9), lr, eps});
       }
+    };
+    if (dp) {
+      const auto steps = sampler->epoch(epoch);
+      for (size_t s = 0; s < steps.size(); ++s) {
+        if (privacy.epsilon_budget() > 0) {
+          auto next = st.accountant->clone();
+          next->step(st.dp->options().noise_multiplier(), st.sample_rate, 1);
+          if (next->spent(privacy.delta()).epsilon > privacy.epsilon_budget()) {
+            st.stopped = true;
+            spdlog::info("DP-SGD: stopping at epoch {} step {}: the next step would spend more "
+                         "than the budget epsilon {}",
+                         epoch, s, privacy.epsilon_budget());
+            break;
+          }
+        }
+        train_batch(train.images.index_select(0, steps[s]),
+                    train.labels.index_select(0, steps[s]), static_cast<int64_t>(s));
+      }
+    } else {
+      loader.start_epoch(epoch);
+      while (auto batch = loader.next()) train_batch(batch->inputs, batch->labels, batch->index);
     }
     EpochMetrics metrics;
     metrics.epoch = epoch;
-    metrics.train_loss = loss_sum / static_cast<double>(seen);
-    metrics.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+    const double count = static_cast<double>(std::max<int64_t>(seen, 1));
+    metrics.train_loss = loss_sum / count;
+    metrics.train_accuracy = static_cast<double>(correct) / count;
+    if (dp) {
+      metrics.epsilon = st.accountant->spent(privacy.delta()).epsilon;
+      metrics.clipped_fraction = static_cast<double>(clipped) / count;
+    }
     metrics.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     metrics.samples_per_second = static_cast<double>(seen) / std::max(metrics.seconds, 1e-9);
     metrics.learning_rate = lr;

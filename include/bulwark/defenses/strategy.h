@@ -8,6 +8,8 @@
 #include <ATen/core/Tensor.h>
 #include <torch/arg.h>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -54,11 +56,16 @@ struct StrategyOptions {
   void validate() const;
 };
 
-/// What a strategy returns for a batch.
+/// What a strategy returns for a batch, or for a slice of one.
 struct StrategyLoss {
-  at::Tensor loss;    ///< scalar to minimize
+  at::Tensor loss;    ///< scalar to minimize (per-sample losses [rows] from a BatchObjective)
   at::Tensor logits;  ///< the logits the model was trained on (for training accuracy)
 };
+
+/// The per-sample losses of rows [begin, end) of a prepared batch, with their logits; each call
+/// runs the model's forward pass afresh (so autograd can differentiate it), the attack does not
+/// run again.
+using BatchObjective = std::function<StrategyLoss(int64_t begin, int64_t end)>;
 
 /// Turns a batch into a loss. The adversarial examples are made with the model in eval mode
 /// (as TRADES' and MART's reference code do) and the loss with the model in training mode;
@@ -66,9 +73,14 @@ struct StrategyLoss {
 class TrainingStrategy {
  public:
   virtual ~TrainingStrategy() = default;
-  /// `eps` is the budget for this batch (the options' eps, or less during warm-up).
-  virtual StrategyLoss loss(Model& model, const at::Tensor& x, const at::Tensor& y, double eps,
-                            at::Generator& generator) = 0;
+  /// Prepares a batch (runs the attack, draws the noise) and returns its per-sample objective:
+  /// what DP-SGD clips sample by sample. `eps` is the budget for this batch (the options' eps,
+  /// or less during warm-up).
+  virtual BatchObjective objective(Model& model, const at::Tensor& x, const at::Tensor& y,
+                                   double eps, at::Generator& generator) = 0;
+  /// The batch's mean loss: the mean of objective(...)(0, N).
+  StrategyLoss loss(Model& model, const at::Tensor& x, const at::Tensor& y, double eps,
+                    at::Generator& generator);
   /// Forward+backward passes per training sample, the model's own included (1 for standard
   /// training, steps + 1 for PGD-AT).
   virtual int64_t passes_per_sample() const = 0;

@@ -16,6 +16,8 @@
 #include "bulwark/data/dataset.h"
 #include "bulwark/defenses/lr_schedule.h"
 #include "bulwark/defenses/strategy.h"
+#include "bulwark/privacy/accountant.h"
+#include "bulwark/privacy/dp_sgd.h"
 
 namespace bulwark {
 
@@ -50,6 +52,12 @@ struct TrainerOptions {
   /// (robust accuracy for adversarial strategies, clean accuracy for standard training or
   /// without a budget): against robust overfitting (Rice et al. 2020).
   TORCH_ARG(bool, keep_best) = true;
+  /// Train with DP-SGD (Abadi et al. 2016): Poisson-sampled batches at rate
+  /// batch_size / N (round(N / batch_size) steps per epoch), per-sample clipping and Gaussian
+  /// noise as `privacy` says, any strategy (private and robust: the attack's examples are
+  /// clipped per sample like clean ones). The model must not hold BatchNorm.
+  TORCH_ARG(bool, differential_privacy) = false;
+  TORCH_ARG(DPSGDOptions, privacy) = DPSGDOptions();
 };
 
 /// Reported after each batch.
@@ -72,6 +80,10 @@ struct EpochMetrics {
   double samples_per_second = 0.0;
   double learning_rate = 0.0;      ///< at the epoch's last batch
   double eps = 0.0;                ///< training budget at the epoch's last batch
+  /// DP-SGD: the ε spent so far (at the options' δ), −1 without differential privacy.
+  double epsilon = -1.0;
+  /// DP-SGD: the fraction of samples whose gradient norm exceeded C this epoch.
+  double clipped_fraction = -1.0;
   /// On the validation set; −1 when there is none (or no budget, for the robust one).
   double clean_accuracy = -1.0;
   double robust_accuracy = -1.0;
@@ -112,6 +124,13 @@ class Trainer {
   const std::vector<EpochMetrics>& history() const { return history_; }
   /// The best epoch on the validation set (−1 before any).
   int64_t best_epoch() const { return best_epoch_; }
+
+  /// DP-SGD: the noise multiplier in use (calibrated by the first fit() when the options give
+  /// a target ε), the privacy spent so far, and whether training stopped at the ε budget.
+  /// @throws Error without differential privacy.
+  double noise_multiplier() const;
+  PrivacySpent privacy_spent() const;
+  bool stopped_at_budget() const;
 
  private:
   struct State;
