@@ -41,6 +41,7 @@
 #include "bulwark/models/normalize.h"
 #include "bulwark/models/resnet.h"
 #include "bulwark/models/small_cnn.h"
+#include "bulwark/models/tanh_cnn.h"
 #include "bulwark/ops/clip_accumulate.h"
 #include "bulwark/ops/cw_adam_step.h"
 #include "bulwark/ops/median_filter.h"
@@ -48,4 +49,5 @@
 #include "bulwark/ops/project_step.h"
 #include "bulwark/privacy/accountant.h"
 #include "bulwark/privacy/dp_sgd.h"
+#include "bulwark/privacy/membership_inference.h"
 #include "bulwark/privacy/per_sample_gradients.h"

@@ -69,6 +69,17 @@ struct TrainArgs {
   bool resume = false;
   bool keep_last = false;
   std::string report;
+  // DP-SGD.
+  bool dp = false;
+  double target_epsilon = 0.0;
+  double noise_multiplier = 1.0;
+  double delta = 1e-5;
+  double max_grad_norm = 1.0;
+  std::string clipping = "flat";
+  int64_t physical_batch_size = 0;
+  std::string accountant = "rdp";
+  double epsilon_budget = 0.0;
+  bool secure_rng = false;
 };
 
 void print_accuracy(const std::string& title, const AccuracyReport& report) {
@@ -117,7 +128,18 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
                              .eval_eps(args.eps)
                              .eval_steps(args.eval_steps)
                              .checkpoint(checkpoint)
-                             .keep_best(!args.keep_last));
+                             .keep_best(!args.keep_last)
+                             .differential_privacy(args.dp)
+                             .privacy(DPSGDOptions()
+                                          .noise_multiplier(args.noise_multiplier)
+                                          .max_grad_norm(args.max_grad_norm)
+                                          .clipping(parse_clipping(args.clipping))
+                                          .physical_batch_size(args.physical_batch_size)
+                                          .secure_rng(args.secure_rng)
+                                          .target_epsilon(args.target_epsilon)
+                                          .delta(args.delta)
+                                          .epsilon_budget(args.epsilon_budget)
+                                          .accountant(args.accountant)));
   if (args.resume && fs::exists(checkpoint)) {
     trainer.resume(checkpoint);
     spdlog::info("resumed from {} after epoch {}", checkpoint, trainer.history().size());
@@ -154,6 +176,10 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
       }
       if (m.best) validated += ", best so far";
     }
+    if (m.epsilon >= 0) {
+      validated += fmt::format(", epsilon {:.3f} spent (delta {:g}), {:.0f}% of samples clipped",
+                               m.epsilon, args.delta, 100 * m.clipped_fraction);
+    }
     progress->finish(fmt::format("loss {:.4f}, train accuracy {:.2f}%{}, {:.0f} samples/s, "
                                  "{:.0f}s + {:.0f}s validation",
                                  m.train_loss, 100 * m.train_accuracy, validated,
@@ -181,8 +207,12 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
                         {"validation_robust_accuracy", m.robust_accuracy},
                         {"eval_seconds", m.eval_seconds},
                         {"best", m.best}});
+      if (args.dp) {
+        epochs.back()["epsilon"] = m.epsilon;
+        epochs.back()["clipped_fraction"] = m.clipped_fraction;
+      }
     }
-    const nlohmann::json j = {{"arch", args.arch},
+    nlohmann::json j = {{"arch", args.arch},
                               {"strategy", args.strategy},
                               {"eps", args.eps},
                               {"attack_steps", args.attack_steps},
@@ -195,6 +225,19 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
                               {"eval_steps", args.eval_steps},
                               {"threads", at::get_num_threads()},
                               {"bulwark_version", BULWARK_VERSION_STRING}};
+    if (args.dp) {
+      const auto spent = trainer.privacy_spent();
+      j["privacy"] = {{"epsilon", spent.epsilon},
+                      {"delta", args.delta},
+                      {"noise_multiplier", trainer.noise_multiplier()},
+                      {"max_grad_norm", args.max_grad_norm},
+                      {"clipping", args.clipping},
+                      {"sample_rate", static_cast<double>(args.batch_size) /
+                                          static_cast<double>(train.size())},
+                      {"accountant", args.accountant},
+                      {"secure_rng", args.secure_rng},
+                      {"stopped_at_budget", trainer.stopped_at_budget()}};
+    }
     write_text_atomically(args.report, j.dump(2) + "\n");
     spdlog::info("wrote {}", args.report);
   }
@@ -322,7 +365,7 @@ Command add_train_command(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("train", "Train a built-in model and save it");
   add_data_options(cmd, args->data);
   cmd->add_option("--arch", args->arch, "Architecture")
-      ->check(CLI::IsMember({"small-cnn", "mlp", "resnet"}));
+      ->check(CLI::IsMember(model_architectures()));
   cmd->add_option("--out", args->out, "Where to write the trained model")->required();
   cmd->add_option("--epochs", args->epochs, "Epochs")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(CLI::PositiveNumber);
@@ -368,6 +411,32 @@ Command add_train_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_flag("--keep-last", args->keep_last,
                 "Save the last epoch's weights (default: the best epoch on validation)");
   cmd->add_option("--report", args->report, "Write the per-epoch history as JSON");
+  cmd->add_flag("--dp", args->dp,
+                "Train with DP-SGD: Poisson sampling at rate batch-size/N, per-sample clipping, "
+                "Gaussian noise");
+  cmd->add_option("--target-epsilon", args->target_epsilon,
+                  "DP: calibrate the noise so that all epochs spend this epsilon (0: use "
+                  "--noise-multiplier)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--noise-multiplier", args->noise_multiplier,
+                  "DP: noise standard deviation over the clipping norm (without --target-epsilon)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--delta", args->delta, "DP: delta of the reported epsilon")
+      ->check(CLI::Range(1e-300, 1.0));
+  cmd->add_option("--max-grad-norm", args->max_grad_norm, "DP: per-sample clipping norm C")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--clipping", args->clipping, "DP: clip the whole gradient or each layer")
+      ->check(CLI::IsMember({"flat", "per-layer"}));
+  cmd->add_option("--physical-batch-size", args->physical_batch_size,
+                  "DP: rows per forward/backward pass (0: the whole batch; memory only)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--accountant", args->accountant, "DP: privacy accountant")
+      ->check(CLI::IsMember({"rdp", "prv"}));
+  cmd->add_option("--epsilon-budget", args->epsilon_budget,
+                  "DP: stop before a step would spend more than this epsilon (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--secure-rng", args->secure_rng,
+                "DP: draw the noise from the OS's cryptographic source (not reproducible)");
   return {cmd, [&global, args] { run_train(global, *args); }};
 }
 

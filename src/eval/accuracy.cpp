@@ -9,19 +9,25 @@
 
 namespace bulwark {
 
-at::Tensor predict(Model& model, const at::Tensor& inputs, int64_t batch_size) {
+at::Tensor predict_logits(Model& model, const at::Tensor& inputs, int64_t batch_size) {
   BULWARK_CHECK(batch_size >= 1, "predict: batch_size must be >= 1, got {}", batch_size);
   detail::check_float_tensor("predict", "inputs", inputs);
   EvalModeGuard eval_mode(model);
   torch::NoGradGuard no_grad;
   const auto device = model.device();
-  std::vector<at::Tensor> predictions;
+  std::vector<at::Tensor> logits;
   for (int64_t begin = 0; begin < inputs.size(0); begin += batch_size) {
     const auto batch = inputs.slice(0, begin, begin + batch_size).to(device);
-    predictions.push_back(model.forward(batch).argmax(1).cpu());
+    logits.push_back(model.forward(batch).cpu());
   }
-  if (predictions.empty()) return at::empty({0}, at::kLong);
-  return at::cat(predictions);
+  if (logits.empty()) return at::empty({0, 0});
+  return at::cat(logits);
+}
+
+at::Tensor predict(Model& model, const at::Tensor& inputs, int64_t batch_size) {
+  const auto logits = predict_logits(model, inputs, batch_size);
+  if (logits.size(0) == 0) return at::empty({0}, at::kLong);
+  return logits.argmax(1);
 }
 
 AccuracyReport clean_accuracy(Model& model, const Dataset& data, int64_t batch_size) {

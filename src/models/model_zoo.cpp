@@ -9,6 +9,7 @@
 #include "bulwark/models/normalize.h"
 #include "bulwark/models/resnet.h"
 #include "bulwark/models/small_cnn.h"
+#include "bulwark/models/tanh_cnn.h"
 #include "core/check.h"
 
 namespace bulwark {
@@ -21,7 +22,7 @@ constexpr int64_t kFormatVersion = 1;
 
 }  // namespace
 
-std::vector<std::string> model_architectures() { return {"mlp", "small-cnn", "resnet"}; }
+std::vector<std::string> model_architectures() { return {"mlp", "small-cnn", "tanh-cnn", "resnet"}; }
 
 void ModelSpec::validate() const {
   const auto archs = model_architectures();
@@ -78,6 +79,11 @@ Model make_model(const ModelSpec& spec) {
                                        .in_channels(spec.in_channels)
                                        .num_classes(spec.num_classes)
                                        .image_size(spec.image_size)));
+  } else if (spec.arch == "tanh-cnn") {
+    net->push_back("net", TanhCNN(TanhCNNOptions()
+                                      .in_channels(spec.in_channels)
+                                      .num_classes(spec.num_classes)
+                                      .image_size(spec.image_size)));
   } else {
     net->push_back("net", ResNet(ResNetOptions()
                                      .depth(spec.depth)

@@ -5,6 +5,7 @@
 #include "bulwark/models/normalize.h"
 #include "bulwark/models/resnet.h"
 #include "bulwark/models/small_cnn.h"
+#include "bulwark/models/tanh_cnn.h"
 #include "core/check.h"
 
 namespace bulwark {
@@ -73,6 +74,31 @@ at::Tensor SmallCNNImpl::forward(const at::Tensor& x) {
                 "SmallCNN: input must be [N, {}, {}, {}], got {}", options_.in_channels(),
                 options_.image_size(), options_.image_size(), detail::shape_string(x));
   return classifier_->forward(features_->forward(x));
+}
+
+TanhCNNImpl::TanhCNNImpl(const TanhCNNOptions& options) : options_(options) {
+  BULWARK_CHECK(options.in_channels() >= 1 && options.num_classes() >= 1,
+                "TanhCNN: in_channels and num_classes must be >= 1, got {} and {}",
+                options.in_channels(), options.num_classes());
+  BULWARK_CHECK(options.image_size() >= 16, "TanhCNN: image_size must be >= 16, got {}",
+                options.image_size());
+  const int64_t first = (options.image_size() + 2 * 3 - 8) / 2 + 1 - 1;  // conv, then pool
+  const int64_t second = (first - 4) / 2 + 1 - 1;
+  layers_ = nn::Sequential(
+      nn::Conv2d(nn::Conv2dOptions(options.in_channels(), 16, 8).stride(2).padding(3)),
+      nn::Tanh(), nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(1)),
+      nn::Conv2d(nn::Conv2dOptions(16, 32, 4).stride(2)), nn::Tanh(),
+      nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(1)), nn::Flatten(),
+      nn::Linear(32 * second * second, 32), nn::Tanh(), nn::Linear(32, options.num_classes()));
+  register_module("layers", layers_);
+}
+
+at::Tensor TanhCNNImpl::forward(const at::Tensor& x) {
+  BULWARK_CHECK(x.dim() == 4 && x.size(1) == options_.in_channels() &&
+                    x.size(2) == options_.image_size() && x.size(3) == options_.image_size(),
+                "TanhCNN: input must be [N, {}, {}, {}], got {}", options_.in_channels(),
+                options_.image_size(), options_.image_size(), detail::shape_string(x));
+  return layers_->forward(x);
 }
 
 namespace {

@@ -100,6 +100,7 @@ PrivateGradient DPSGD::gradient(int64_t n, const PerSampleLossFn& losses,
     all_losses.push_back(part.losses);
     all_norms.push_back(part.norms);
   }
+  torch::NoGradGuard no_grad;
   if (n > 0) {
     out.losses = at::cat(all_losses);
     out.norms = at::cat(all_norms);

@@ -136,6 +136,12 @@ struct FastParameter {
   int64_t normalized_dims = 0;
 };
 
+/// A tensor the node saved, without its history (undefined if it saved none).
+at::Tensor unpacked(const torch::autograd::SavedVariable& saved, const NodePtr& node) {
+  const auto t = saved.unpack(node);
+  return t.defined() ? t.detach() : t;
+}
+
 /// Recognises a use; returns nullopt when the parameter needs the microbatch fallback.
 std::optional<FastParameter> recognise(const Use& use, const at::Tensor& parameter, int64_t n) {
   FastParameter fast;
@@ -148,8 +154,8 @@ std::optional<FastParameter> recognise(const Use& use, const at::Tensor& paramet
   if (name == "ConvolutionBackward0") {
     auto* conv = dynamic_cast<ConvolutionBackward0*>(node.get());
     if (conv == nullptr || conv->transposed || use.transposed || use.edge == 0) return {};
-    fast.activation = conv->input_.unpack(node);
-    fast.weight = conv->weight_.unpack(node);
+    fast.activation = unpacked(conv->input_, node);
+    fast.weight = unpacked(conv->weight_, node);
     if (!fast.activation.defined() || !fast.weight.defined()) return {};
     const auto dim = fast.activation.dim();
     if ((dim != 3 && dim != 4) || fast.activation.size(0) != n) return {};
@@ -165,7 +171,7 @@ std::optional<FastParameter> recognise(const Use& use, const at::Tensor& paramet
     auto* addmm = dynamic_cast<AddmmBackward0*>(node.get());
     if (addmm == nullptr) return {};
     fast.method = GradSampleMethod::Linear;
-    fast.activation = addmm->mat1_.unpack(node);
+    fast.activation = unpacked(addmm->mat1_, node);
     if (!fast.activation.defined() || fast.activation.size(0) != n) return {};
     if (use.edge == 0 && !use.transposed && parameter.dim() == 1) {
       fast.scale = addmm->beta.toDouble();
@@ -180,7 +186,7 @@ std::optional<FastParameter> recognise(const Use& use, const at::Tensor& paramet
     auto* mm = dynamic_cast<MmBackward0*>(node.get());
     if (mm == nullptr || use.edge != 1) return {};
     fast.method = GradSampleMethod::Linear;
-    fast.activation = mm->self_.unpack(node);
+    fast.activation = unpacked(mm->self_, node);
     if (!fast.activation.defined() || fast.activation.size(0) % n != 0) return {};
     return fast;
   }
@@ -194,7 +200,7 @@ std::optional<FastParameter> recognise(const Use& use, const at::Tensor& paramet
   if (name == "EmbeddingBackward0") {
     auto* embedding = dynamic_cast<EmbeddingBackward0*>(node.get());
     if (embedding == nullptr || embedding->scale_grad_by_freq || embedding->sparse) return {};
-    fast.indices = embedding->indices_.unpack(node);
+    fast.indices = unpacked(embedding->indices_, node);
     if (!fast.indices.defined() || fast.indices.dim() < 1 || fast.indices.size(0) != n) return {};
     fast.method = GradSampleMethod::Embedding;
     fast.padding_idx = embedding->padding_idx.expect_int();
@@ -203,9 +209,9 @@ std::optional<FastParameter> recognise(const Use& use, const at::Tensor& paramet
   if (name == "NativeLayerNormBackward0") {
     auto* norm = dynamic_cast<NativeLayerNormBackward0*>(node.get());
     if (norm == nullptr || use.edge == 0) return {};
-    fast.activation = norm->input_.unpack(node);
-    fast.mean = norm->result1_.unpack(node);
-    fast.rstd = norm->result2_.unpack(node);
+    fast.activation = unpacked(norm->input_, node);
+    fast.mean = unpacked(norm->result1_, node);
+    fast.rstd = unpacked(norm->result2_, node);
     fast.normalized_dims = static_cast<int64_t>(norm->normalized_shape.size());
     if (!fast.activation.defined() || fast.activation.dim() <= fast.normalized_dims ||
         fast.activation.size(0) != n) {
@@ -217,9 +223,9 @@ std::optional<FastParameter> recognise(const Use& use, const at::Tensor& paramet
   if (name == "NativeGroupNormBackward0") {
     auto* norm = dynamic_cast<NativeGroupNormBackward0*>(node.get());
     if (norm == nullptr || use.edge == 0 || norm->N.expect_int() != n) return {};
-    fast.activation = norm->input_.unpack(node);
-    fast.mean = norm->result1_.unpack(node);
-    fast.rstd = norm->result2_.unpack(node);
+    fast.activation = unpacked(norm->input_, node);
+    fast.mean = unpacked(norm->result1_, node);
+    fast.rstd = unpacked(norm->result2_, node);
     fast.groups = norm->group;
     if (!fast.activation.defined()) return {};
     fast.method = GradSampleMethod::GroupNorm;
@@ -516,6 +522,9 @@ PerSampleGradients::Pass PerSampleGradients::run(int64_t n, const PerSampleLossF
         {torch::autograd::impl::gradient_edge(total)}, {at::ones_like(total)},
         /*keep_graph=*/false, /*create_graph=*/false, /*accumulate_grad=*/false, captures);
   }
+  // What follows only measures gradients: no graph may grow from it (a norm that kept the
+  // activations' history would chain every step's graph to the next through `.grad()`).
+  torch::NoGradGuard no_grad;
   for (size_t p = 0; p < parameters_.size(); ++p) {
     if (!fast[p]) continue;
     const auto& grad = captured[capture_index.at({fast[p]->node.get(), 0})];
@@ -530,6 +539,7 @@ PerSampleGradients::Pass PerSampleGradients::run(int64_t n, const PerSampleLossF
   }
 
   if (!microbatch.empty()) {
+    torch::AutoGradMode enable_grad(true);
     std::vector<at::Tensor> targets;
     for (const auto p : microbatch) targets.push_back(parameters_[p]);
     std::vector<std::vector<at::Tensor>> rows(microbatch.size());
@@ -538,7 +548,7 @@ PerSampleGradients::Pass PerSampleGradients::run(int64_t n, const PerSampleLossF
       check_losses(loss, 1);
       const auto grads = torch::autograd::grad({loss.sum()}, targets, {}, false, false, true);
       for (size_t j = 0; j < microbatch.size(); ++j) {
-        rows[j].push_back(grads[j].defined() ? grads[j].reshape(-1)
+        rows[j].push_back(grads[j].defined() ? grads[j].detach().reshape(-1)
                                              : at::zeros({targets[j].numel()},
                                                          targets[j].options()));
       }
@@ -573,6 +583,7 @@ ClippedGradientSum PerSampleGradients::clipped_sum(int64_t n, const PerSampleLos
                 "per-sample gradients: max_grad_norm must be a positive number, got {}",
                 max_grad_norm);
   auto pass = run(n, losses, /*materialize=*/false);
+  torch::NoGradGuard no_grad;
   ClippedGradientSum out;
   out.losses = pass.losses;
   auto squared = at::zeros({n}, parameters_.front().options());

@@ -56,6 +56,7 @@ TEST_F(DPSGDTest, NoisyClippedMeanHasTheRightMeanAndVariance) {
   for (int i = 0; i < 40; ++i) {
     const auto result = dp.gradient(16, losses, expected_batch, generator);
     EXPECT_EQ(result.batch_size, 16);
+    for (const auto& p : model.parameters()) EXPECT_FALSE(p.grad().requires_grad());
     draws.push_back(flat(grads_of(model)) - mean);
   }
   const auto noise = torch::stack(draws);  // [40, 1025] of N(0, (σC/B)²)

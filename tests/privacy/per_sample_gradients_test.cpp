@@ -73,6 +73,9 @@ void expect_matches_loop(Model model, const at::Tensor& x, const at::Tensor& y,
   for (const auto mode : {ClippingMode::Flat, ClippingMode::PerLayer}) {
     const auto result = engine.clipped_sum(n, losses, c, mode);
     EXPECT_TRUE(torch::allclose(result.norms, norms, 1e-6, 1e-12));
+    // Nothing keeps the model's graph alive (it would chain one step's graph to the next).
+    EXPECT_FALSE(result.norms.requires_grad());
+    for (const auto& t : result.sum) EXPECT_FALSE(t.requires_grad());
     const double layer_c =
         mode == ClippingMode::Flat ? c : c / std::sqrt(double(reference.size()));
     auto clipped_total = torch::zeros({n}, norms.options());

@@ -19,8 +19,11 @@ struct AccuracyReport {
   double samples_per_second = 0.0;
 };
 
-/// Predicted classes [N] for `inputs` [N, ...], in eval mode, without gradients, batch by batch
-/// on the model's device.
+/// Logits [N, K] (on the CPU) for `inputs` [N, ...], in eval mode, without gradients, batch by
+/// batch on the model's device.
+at::Tensor predict_logits(Model& model, const at::Tensor& inputs, int64_t batch_size = 500);
+
+/// Predicted classes [N] for `inputs` [N, ...], as predict_logits() does it.
 at::Tensor predict(Model& model, const at::Tensor& inputs, int64_t batch_size = 500);
 
 /// Accuracy of `model` on `data` in eval mode (its mode is restored afterwards).

@@ -15,7 +15,7 @@ namespace bulwark {
 
 /// What a built-in model is: enough to rebuild it before loading its weights.
 struct ModelSpec {
-  /// "mlp", "small-cnn" or "resnet".
+  /// "mlp", "small-cnn", "tanh-cnn" (for DP-SGD) or "resnet".
   std::string arch = "small-cnn";
   int64_t in_channels = 1;
   int64_t image_size = 28;
