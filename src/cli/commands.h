@@ -31,5 +31,6 @@ Command add_patch_command(CLI::App& app, const GlobalOptions& global);
 Command add_sticker_command(CLI::App& app, const GlobalOptions& global);
 Command add_detect_command(CLI::App& app, const GlobalOptions& global);
 Command add_certify_command(CLI::App& app, const GlobalOptions& global);
+Command add_audit_privacy_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace bulwark::cli

@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
                                          add_patch_command(app, global),
                                          add_sticker_command(app, global),
                                          add_detect_command(app, global),
-                                         add_certify_command(app, global)};
+                                         add_certify_command(app, global),
+                                         add_audit_privacy_command(app, global)};
   for (const auto& command : commands) command.app->fallthrough();
 
   auto logger = spdlog::stderr_color_mt("bulwark");
