@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "bulwark/data/image_io.h"
 #include "bulwark/models/model_zoo.h"
 #include "data/data_test_util.h"
@@ -316,6 +318,51 @@ TEST_F(CliTest, DetectAndCertifyWriteReportsAndRejectBadInput) {
     const auto bad = run_cli(args + " --report " + (dir / "bad.json").string());
     EXPECT_NE(bad.status, 0) << args;
     EXPECT_FALSE(std::filesystem::exists(dir / "bad.json")) << args;
+    EXPECT_LE(std::count(bad.output.begin(), bad.output.end(), '\n'), 2) << bad.output;
+  }
+}
+
+TEST_F(CliTest, PrivateTrainingReportsEpsilonAndAuditPrivacyWritesReports) {
+  testing::TempDir dir;
+  write_toy_mnist(dir);
+  const auto data = " --data mnist --data-dir " + dir.path().string();
+  const auto model = dir / "private.pt";
+  auto r = run_cli("train --quiet" + data +
+                   " --arch tanh-cnn --dp --target-epsilon 3 --delta 1e-3 --max-grad-norm 1 "
+                   "--physical-batch-size 16 --epochs 2 --batch-size 32 --optimizer sgd --lr 0.5 "
+                   "--validation-samples 0 --eps 0 --out " + model.string() + " --report " +
+                   (dir / "train.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto history = nlohmann::json::parse(read_text(dir / "train.json"));
+  const auto& privacy = history.at("privacy");
+  EXPECT_LE(privacy.at("epsilon").get<double>(), 3.0);
+  EXPECT_GT(privacy.at("epsilon").get<double>(), 2.9);
+  EXPECT_NEAR(privacy.at("sample_rate").get<double>(), 32.0 / 200, 1e-12);
+  EXPECT_GT(privacy.at("noise_multiplier").get<double>(), 0.5);
+  EXPECT_LT(history.at("epochs")[0].at("epsilon").get<double>(),
+            history.at("epochs")[1].at("epsilon").get<double>());
+
+  r = run_cli("audit-privacy --quiet" + data + " --model " + model.string() +
+              " --members 50 --shadow-models 2 --shadow-epochs 1 --report " +
+              (dir / "audit.json").string() + " --markdown " + (dir / "audit.md").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("lira-offline"), std::string::npos) << r.output;
+  const auto audit = nlohmann::json::parse(read_text(dir / "audit.json"));
+  EXPECT_EQ(audit.at("members").get<int64_t>(), 50);
+  EXPECT_EQ(audit.at("attacks").size(), 2u);
+  EXPECT_NE(read_text(dir / "audit.md").find("| loss-threshold |"), std::string::npos);
+
+  // Bad input: one line, non-zero status, nothing written.
+  for (const auto& args :
+       {"train --quiet" + data + " --arch resnet --dp --epochs 1 --out " + (dir / "bad.pt").string(),
+        "train --quiet" + data + " --arch mlp --dp --delta 2 --epochs 1 --out " + (dir / "bad.pt").string(),
+        "audit-privacy --quiet" + data + " --model " + model.string() + " --train-samples 500" +
+            " --out-unused 1",
+        "audit-privacy --quiet" + data + " --model " + model.string() + " --train-samples 500"}) {
+    const auto bad = run_cli(args + " --report " + (dir / "bad.json").string());
+    EXPECT_NE(bad.status, 0) << args;
+    EXPECT_FALSE(std::filesystem::exists(dir / "bad.json")) << args;
+    EXPECT_FALSE(std::filesystem::exists(dir / "bad.pt")) << args;
     EXPECT_LE(std::count(bad.output.begin(), bad.output.end(), '\n'), 2) << bad.output;
   }
 }
