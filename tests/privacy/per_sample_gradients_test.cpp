@@ -119,12 +119,26 @@ TEST_F(PerSampleGradientsTest, Conv2dWithStridePaddingDilationGroupsGroupNormAnd
                       true);
 }
 
+TEST_F(PerSampleGradientsTest, Conv2dOnLargeMapsWithStridePaddingDilationGroups) {
+  // 7 × 7 output positions, more than the 9 inputs per output: the folded-batch path.
+  nn::Sequential net(
+      nn::Conv2d(nn::Conv2dOptions(2, 4, 3).stride(2).padding(1).dilation(2).groups(2)),
+      nn::Tanh(), nn::Flatten(), nn::Linear(4 * 7 * 7, 3));
+  net->to(torch::kDouble);
+  const auto x = torch::randn({4, 2, 16, 15}, torch::kDouble);
+  const auto y = torch::randint(0, 3, {4});
+  expect_matches_loop(Model(net), x, y,
+                      {{"0.weight", GradSampleMethod::Conv}, {"0.bias", GradSampleMethod::Conv}},
+                      true);  // the Linear's norm is a ghost norm
+}
+
 TEST_F(PerSampleGradientsTest, Conv1dWithGroupsAndDilationAndAMaterializedLinear) {
   nn::Sequential net(
       nn::Conv1d(nn::Conv1dOptions(4, 6, 3).stride(2).padding(2).dilation(2).groups(2)),
-      nn::ReLU(), nn::Conv1d(nn::Conv1dOptions(6, 3, 1)), nn::Flatten(), nn::Linear(3 * 6, 3));
+      nn::ReLU(), nn::Conv1d(nn::Conv1dOptions(6, 3, 1)), nn::Flatten(), nn::Linear(3 * 10, 3));
   net->to(torch::kDouble);
-  const auto x = torch::randn({5, 4, 12}, torch::kDouble);
+  // Length 20: 10 output positions, more than the 6 inputs per output (the folded-batch path).
+  const auto x = torch::randn({5, 4, 20}, torch::kDouble);
   const auto y = torch::randint(0, 3, {5});
   expect_matches_loop(Model(net), x, y,
                       {{"0.weight", GradSampleMethod::Conv},
