@@ -363,6 +363,27 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& vali
     held_out = Dataset(validation.images.to(device), validation.labels.to(device),
                        validation.num_classes, validation.name);
   }
+  // The ε budget: how many more steps it allows, found once by bisection (ε grows with the
+  // steps), since a PRV query takes a fraction of a second.
+  int64_t budget_steps = -1;  // −1: no limit
+  if (dp && privacy.epsilon_budget() > 0) {
+    const double sigma = st.dp->options().noise_multiplier();
+    const auto exceeds = [&](int64_t steps) {
+      auto next = st.accountant->clone();
+      if (steps > 0) next->step(sigma, st.sample_rate, steps);
+      return next->spent(privacy.delta()).epsilon > privacy.epsilon_budget();
+    };
+    const int64_t remaining = (options_.epochs() - st.next_epoch) * batches;
+    if (exceeds(remaining)) {
+      int64_t lo = 0, hi = remaining;  // the answer is in [lo, hi)
+      if (exceeds(0)) hi = 0;
+      while (hi - lo > 1) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        (exceeds(mid) ? hi : lo) = mid;
+      }
+      budget_steps = lo;
+    }
+  }
   ModeRestorer restore_mode(model_);
   std::vector<EpochMetrics> ran;
   for (int64_t epoch = st.next_epoch; epoch < options_.epochs() && !st.stopped; ++epoch) {
@@ -435,17 +456,14 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& vali
     if (dp) {
       const auto steps = sampler->epoch(epoch);
       for (size_t s = 0; s < steps.size(); ++s) {
-        if (privacy.epsilon_budget() > 0) {
-          auto next = st.accountant->clone();
-          next->step(st.dp->options().noise_multiplier(), st.sample_rate, 1);
-          if (next->spent(privacy.delta()).epsilon > privacy.epsilon_budget()) {
-            st.stopped = true;
-            spdlog::info("DP-SGD: stopping at epoch {} step {}: the next step would spend more "
-                         "than the budget epsilon {}",
-                         epoch, s, privacy.epsilon_budget());
-            break;
-          }
+        if (budget_steps == 0) {
+          st.stopped = true;
+          spdlog::info("DP-SGD: stopping at epoch {} step {}: the next step would spend more "
+                       "than the budget epsilon {}",
+                       epoch, s, privacy.epsilon_budget());
+          break;
         }
+        if (budget_steps > 0) --budget_steps;
         train_batch(train.images.index_select(0, steps[s]),
                     train.labels.index_select(0, steps[s]), static_cast<int64_t>(s));
       }

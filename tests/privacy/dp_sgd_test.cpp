@@ -234,6 +234,22 @@ TEST_F(DPSGDTest, TrainerStopsAtTheBudgetAndResumesTheAccountant) {
   EXPECT_DOUBLE_EQ(resumed.privacy_spent().epsilon, trainer.privacy_spent().epsilon);
   EXPECT_TRUE(resumed.stopped_at_budget());
   EXPECT_TRUE(resumed.fit(blobs(2048, 1)).empty());
+  // The PRV accountant is tighter: the same budget allows more steps, and the trainer takes
+  // exactly as many as it allows.
+  auto prv_options = options;
+  prv_options.checkpoint("").privacy().accountant("prv");
+  Trainer prv(Model(MLP(MLPOptions(4, 2).hidden({16}))), prv_options);
+  prv.fit(blobs(2048, 1));
+  EXPECT_TRUE(prv.stopped_at_budget());
+  const auto prv_epsilon = [](int64_t k) {
+    PRVAccountant a;
+    a.step(1.2, 64.0 / 2048, k);
+    return a.spent(1e-4).epsilon;
+  };
+  int64_t prv_steps = steps;
+  while (prv_epsilon(prv_steps + 1) <= 1.5) ++prv_steps;
+  EXPECT_GT(prv_steps, steps);
+  EXPECT_NEAR(prv.privacy_spent().epsilon, prv_epsilon(prv_steps), 1e-9);
   // A checkpoint of non-private training cannot resume private training.
   auto plain = private_options().differential_privacy(false).checkpoint((dir / "plain.ckpt").string());
   plain.epochs(1);
