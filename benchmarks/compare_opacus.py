@@ -7,9 +7,10 @@ with the project's virtual environment, where Opacus is installed for benchmarki
 (scripts/bench-python); Bulwark's figures come from `bulwark_benchmarks
 --benchmark_filter=BM_TrainingStep|BM_Accountant` in the same session.
 
-    python benchmarks/compare_opacus.py [--threads 2] [--steps 10]
+    python benchmarks/compare_opacus.py [--threads 2] [--steps 10] [--json OUT]
 """
 import argparse
+import json
 import time
 import warnings
 
@@ -86,6 +87,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--json", help="also write the figures here (for benchmarks/report.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import opacus
@@ -94,6 +96,8 @@ def main():
     y = torch.randint(0, 10, (args.batch,))
     print(f"Opacus {opacus.__version__}, PyTorch {torch.__version__}, {args.threads} threads, "
           f"batch {args.batch}\n")
+    result = {"opacus": opacus.__version__, "torch": torch.__version__, "threads": args.threads,
+              "batch": args.batch, "models": {}}
     print("| model | plain step | Opacus hooks | ratio | Opacus ghost | ratio |")
     print("|---|---|---|---|---|---|")
     for name, make in (("SmallCNN", small_cnn), ("TanhCNN", tanh_cnn)):
@@ -103,7 +107,10 @@ def main():
             ghost = opacus_step_time(make, x, y, args.steps, "ghost")
             ghost_cells = f"{ghost * 1e3:.1f} ms | {ghost / plain:.2f}"
         except Exception as error:  # noqa: BLE001 - report what Opacus does not support
+            ghost = None
             ghost_cells = f"n/a ({type(error).__name__}) | —"
+        result["models"][name] = {"plain_seconds": plain, "hooks_seconds": hooks,
+                                  "ghost_seconds": ghost}
         print(f"| {name} | {plain * 1e3:.1f} ms | {hooks * 1e3:.1f} ms | {hooks / plain:.2f} | "
               f"{ghost_cells} |")
 
@@ -111,8 +118,13 @@ def main():
     rdp, prv = RDPAccountant(), PRVAccountant()
     rdp.history = [(4.0, 0.01, 10000)]
     prv.history = [(4.0, 0.01, 10000)]
+    result["rdp_epsilon"] = rdp.get_epsilon(1e-5)
+    result["prv_epsilon"] = prv.get_epsilon(1e-5, eps_error=0.01)
     print(f"\nAbadi et al. (q 0.01, sigma 4, 10000 steps, delta 1e-5): Opacus RDP epsilon "
-          f"{rdp.get_epsilon(1e-5):.4f}, PRV epsilon {prv.get_epsilon(1e-5, eps_error=0.01):.4f}")
+          f"{result['rdp_epsilon']:.4f}, PRV epsilon {result['prv_epsilon']:.4f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":

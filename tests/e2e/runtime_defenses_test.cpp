@@ -57,7 +57,9 @@ TEST_F(RuntimeDefensesTest, RandomizedSmoothingCertifiesANoiseTrainedModel) {
                      .seed(0)
                      .strategy(StrategyOptions(StrategyKind::GaussianNoise, 0.1).sigma(0.25)))
       .fit(train);
-  const auto test = load_fashion_mnist(Split::Test).head(100);
+  // 60 images: the EOT attack below (2 radii × 20 steps × 8 draws, then PREDICT with 500
+  // draws per image) is most of this test's time.
+  const auto test = load_fashion_mnist(Split::Test).head(60);
   auto report = certify_dataset(model, test, SmoothingOptions().sigma(0.25).n0(100).n(1000),
                                 {0.0, 0.25, 0.5});
   // The certificate is a lower bound of the accuracy under any attack in the radius: check it
