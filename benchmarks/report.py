@@ -283,7 +283,7 @@ def render(bench: Bench, attacks: dict, opacus: dict) -> str:
 
     add("## Reproduce\n")
     add("```sh\nbenchmarks/run-all          # every benchmark, then this page and the plot\n"
-        "scripts/bench --benchmark_filter=BM_PGD20   # one C++ benchmark, JSON only\n```\n")
+        "scripts/bench build/release/pgd.json --benchmark_filter=BM_PGD20   # one C++ benchmark, JSON\n```\n")
     add("The Python tools are installed into the project's virtual environment for "
         "benchmarking only. Not compared here: IBM ART and AutoAttack (no attack that both "
         "Bulwark and they implement with the same parameters yet), CUDA (no GPU on this "
