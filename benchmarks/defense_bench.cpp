@@ -14,24 +14,13 @@
 #include "bulwark/defenses/randomized_smoothing.h"
 #include "bulwark/models/small_cnn.h"
 #include "bulwark/ops/median_filter.h"
+#include "bench_util.h"
 
 namespace {
 
-constexpr int64_t kBatch = 256;
+using bulwark_bench::forward_seconds;
 
-// Seconds per call of `f`, the median of a few timed calls after a warm-up.
-template <typename F>
-double seconds_per_call(F&& f, int repeats = 7) {
-  f();
-  std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
+constexpr int64_t kBatch = 256;
 
 bulwark::Model small_cnn() {
   bulwark::manual_seed(0);
@@ -41,10 +30,6 @@ bulwark::Model small_cnn() {
   return model;
 }
 
-double forward_seconds(bulwark::Model& model, const at::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  return seconds_per_call([&] { benchmark::DoNotOptimize(model.forward(x).data_ptr()); });
-}
 
 void report_ratio(benchmark::State& state, double floor_seconds, double per_iteration_seconds) {
   state.counters["x_forward"] = per_iteration_seconds / floor_seconds;

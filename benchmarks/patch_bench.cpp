@@ -10,6 +10,7 @@
 #include "bulwark/data/transforms.h"
 #include "bulwark/models/small_cnn.h"
 #include "bulwark/ops/patch_composite.h"
+#include "bench_util.h"
 
 namespace {
 
@@ -23,10 +24,16 @@ void BM_PatchTrainingStep(benchmark::State& state) {
   constexpr int64_t kSteps = 20;
   const auto options =
       bulwark::PatchOptions().size(0.1).target(3).steps(kSteps).batch_size(batch);
-  for (auto _ : state) {
-    auto trained = bulwark::train_patch(model, data, options);
-    benchmark::DoNotOptimize(trained.patch.pixels.data_ptr());
-  }
+  const auto x = data.images.slice(0, 0, batch);
+  const auto y = data.labels.slice(0, 0, batch);
+  const double x_floor = bulwark_bench::timed_against_floor(
+      state,
+      [&] {
+        auto trained = bulwark::train_patch(model, data, options);
+        benchmark::DoNotOptimize(trained.patch.pixels.data_ptr());
+      },
+      [&] { return bulwark_bench::forward_backward_input_seconds(model, x, y); });
+  state.counters["x_floor"] = x_floor / static_cast<double>(kSteps);  // per step
   state.counters["steps_per_second"] =
       benchmark::Counter(kSteps, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["samples_per_second"] = benchmark::Counter(

@@ -1,7 +1,7 @@
 """Writes docs/benchmarks.md (and the plot docs/benchmarks.png) from one benchmark run.
 
 Inputs are the JSON files benchmarks/run-all writes: Google Benchmark's output of
-bulwark_benchmarks (3 repetitions: every time below is the median), compare_python.py's
+bulwark_benchmarks (3 interleaved repetitions: every time below is the fastest), compare_python.py's
 (torchattacks, Foolbox and `bulwark evaluate` on the demo model) and compare_opacus.py's.
 Every figure is given as a ratio to the model's own forward + backward pass measured in the
 same run: the least a gradient attack or a training step has to spend.
@@ -15,14 +15,13 @@ Needs only the standard library, and matplotlib for --plot.
 """
 import argparse
 import json
-import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 
 class Bench:
-    """Medians over the repetitions of each benchmark of a Google Benchmark JSON file."""
+    """The fastest repetition of each benchmark of a Google Benchmark JSON file."""
 
     def __init__(self, path: Path):
         data = json.loads(Path(path).read_text())
@@ -37,12 +36,14 @@ class Bench:
                 "iterations", "real_time", "cpu_time", "time_unit", "label", "family_index",
                 "per_family_instance_index", "aggregate_name", "aggregate_unit"}
         for name, reps in runs.items():
-            counters = {k: statistics.median(r[k] for r in reps)
-                        for k, v in reps[0].items()
+            # The fastest repetition: on a shared machine noise only ever adds time, and a
+            # floor inflated by one slow repetition would flatter every ratio divided by it.
+            best = min(reps, key=lambda r: r["real_time"] * scale[r["time_unit"]])
+            counters = {k: v for k, v in best.items()
                         if k not in skip and isinstance(v, (int, float))}
             self.runs[name] = {
-                "seconds": statistics.median(r["real_time"] * scale[r["time_unit"]] for r in reps),
-                "label": reps[0].get("label", ""),
+                "seconds": best["real_time"] * scale[best["time_unit"]],
+                "label": best.get("label", ""),
                 "counters": counters,
                 "repetitions": len(reps),
             }
@@ -94,16 +95,18 @@ def render(bench: Bench, attacks: dict, opacus: dict) -> str:
     add(f"One run of `benchmarks/run-all` on {ctx.get('date', '?')[:10]}: "
         f"{ctx.get('num_cpus', '?')} CPUs at {ctx.get('mhz_per_cpu', '?')} MHz, no GPU, "
         f"{threads} LibTorch threads, Bulwark {ctx.get('bulwark_version', '?')}, "
-        f"PyTorch/LibTorch {attacks['torch']}. Each C++ figure is the median of "
+        f"PyTorch/LibTorch {attacks['torch']}. Each C++ figure is the fastest of "
         f"{bench.get('BM_SmallCnnForwardBackwardInput/256')['repetitions']} interleaved "
-        "repetitions. Timings on this shared machine vary by 10–15 % between runs, so every "
+        "repetitions (noise on a shared machine only adds time). Timings on this shared machine vary by 10–15 % between runs, so every "
         "comparison below is made within this one run; the ratios travel better than the "
         "times.\n")
     add("![Main comparison](benchmarks.png)\n")
 
     add("## The floor\n")
-    add("Every attack and defense is bounded below by the model's own passes. The floor is "
-        "SmallCNN's forward + backward pass, timed in the same run; ratios below are to it.\n")
+    add("Every attack and defense is bounded below by the model's own passes: SmallCNN's "
+        "forward + backward pass, here on its own. Each ratio below divides by this pass (or "
+        "the forward pass, or the plain training step) timed in the same process right next "
+        "to the work it is the floor of, so that the machine's drift over minutes cancels.\n")
     add(table(["SmallCNN", "batch", "time", "per image"], [
         ["forward + backward to the input (attacks)", 32, ms(fi32), ms(fi32 / 32)],
         ["forward + backward to the input (attacks)", 256, ms(fi256), ms(fi256 / 256)],
@@ -118,14 +121,15 @@ def render(bench: Bench, attacks: dict, opacus: dict) -> str:
     for name, run in (("PGD-20, every step on every image", full),
                       ("PGD-20, early stop (evaluation mode)", early)):
         c = run["counters"]
-        passes = c.get("gradient_evaluations", 20 * 256)
         rows.append([name, ms(run["seconds"]), f"{c['samples_per_second']:,.0f}",
-                     f"{passes:,.0f}", ratio(run["seconds"] / (20 * fi256)),
-                     ratio(run["seconds"] / (passes / 256 * fi256)),
-                     f"{100 * c['not_fooled']:.2f} %"])
+                     f"{c['gradient_evaluations']:,.0f}", ratio(c["x_20_floors"]),
+                     ratio(c["x_own_passes"]), f"{100 * c['not_fooled']:.2f} %"])
     add(table(["attack", "time", "images/s", "gradient passes", "vs. 20 floors",
                "vs. its own passes", "not fooled"], rows) + "\n")
-    add(f"Full PGD-20 costs {ratio(full['seconds'] / (20 * fi256))} its twenty floors: the "
+    add("The floor of these two rows is the forward + backward pass to the input on the same "
+        "256 images, timed between the attack's iterations (the machine's speed drifts over "
+        "minutes; a floor timed next to the work drifts with it). "
+        f"Full PGD-20 costs {ratio(full['counters']['x_20_floors'])} its twenty floors: the "
         "rest is the random start, the fused step-and-project op and the forward pass that "
         f"judges success. Early stopping makes {early['counters']['gradient_evaluations']:,.0f} "
         f"instead of 5,120 gradient passes for the same robust accuracy, "
@@ -157,15 +161,15 @@ def render(bench: Bench, attacks: dict, opacus: dict) -> str:
         "attack. Bulwark attacks only the images the model classifies correctly (the others "
         "are not robust already), the Python tools attack all of them; the floor ratio is per "
         "attacked image: seconds ÷ (attacked images × gradient passes per image × the "
-        "forward + backward time per image), with PyTorch's floor "
-        f"({ms(a['pytorch_floor_seconds_per_image'])} per image, measured by the script) for "
-        f"the Python tools and LibTorch's ({ms(fi256 / 256)}) for Bulwark.\n")
+        "forward + backward time per image), with the floor PyTorch's own pass on the same "
+        f"model and batch ({ms(a['pytorch_floor_seconds_per_image'])} per image; the same ATen "
+        "kernels LibTorch runs), timed by the script at the start of every round.\n")
     rows = []
     bulwark_attacked = round(a["clean_accuracy"] * a["n"])
     for r in a["rows"]:
         is_bulwark = r["tool"].startswith("bulwark")
         attacked = bulwark_attacked if is_bulwark else a["n"]
-        floor = fi256 / 256 if is_bulwark else a["pytorch_floor_seconds_per_image"]
+        floor = a["pytorch_floor_seconds_per_image"]
         passes = a["steps"] if r["attack"] == "pgd" else 1
         rows.append([r["tool"], "PGD-%d" % a["steps"] if r["attack"] == "pgd" else "FGSM",
                      f"{r['robust_accuracy']:.3f}", f"{r['seconds']:.2f}",
@@ -179,13 +183,16 @@ def render(bench: Bench, attacks: dict, opacus: dict) -> str:
 
     add("## Patches (`bulwark::train_patch`) and the compositing op\n")
     rows = []
-    for batch, floor in ((32, fi32), (256, fi256)):
-        rate = bench.get(f"BM_PatchTrainingStep/{batch}")["counters"]["steps_per_second"]
-        rows.append([batch, ms(1 / rate), f"{rate:.1f}", ms(floor), ratio(1 / rate / floor)])
+    for batch in (32, 256):
+        c = bench.get(f"BM_PatchTrainingStep/{batch}")["counters"]
+        rate = c["steps_per_second"]
+        rows.append([batch, ms(1 / rate), f"{rate:.1f}", ms(1 / rate / c["x_floor"]),
+                     ratio(c["x_floor"])])
     add("One patch-training step is one forward + backward pass over the batch's views "
         "(SmallCNN, 10 % circle patch, random placement): its floor is the pass to the input "
-        "at the same batch size.\n")
-    add(table(["batch", "patch step", "steps/s", "floor", "vs. floor"], rows) + "\n")
+        "at the same batch size, timed between the benchmark's iterations.\n")
+    add(table(["batch", "patch step", "steps/s", "floor (same process)", "vs. floor"], rows)
+        + "\n")
     rows = []
     for pass_, label in (("forward", "forward"), ("forward_backward", "forward + backward")):
         for size, shape in ((28, "1×28×28"), (32, "3×32×32")):
@@ -203,15 +210,15 @@ def render(bench: Bench, attacks: dict, opacus: dict) -> str:
                     key=lambda e: next((i for i, o in enumerate(order) if e[0].startswith(o)),
                                        len(order)))
     standard = next(run for label, run in epochs if label.startswith("standard"))
-    floor = 2048 / 256 * fp256
     rows = []
     for label, run in epochs:
         k = int(label.split("k=")[1]) if "k=" in label else 0
         bound = f"{1.05 * (k + 1):.2f}" if k else "—"
-        rows.append([label, ms(run["seconds"]), ratio(run["seconds"] / floor),
+        rows.append([label, ms(run["seconds"]), ratio(run["counters"]["x_floor"]),
                      ratio(run["seconds"] / standard["seconds"]), bound])
-    add("One epoch over 2,048 images, batch 128, SmallCNN, Adam. The floor is 2,048 images of "
-        f"forward + backward to the parameters ({ms(floor)}). A batch of PGD-AT makes k passes "
+    add("One epoch over 2,048 images, batch 128, SmallCNN, Adam. The floor is the epoch's 16 "
+        "batches of forward + backward to the parameters, timed before each epoch in the same "
+        "process. A batch of PGD-AT makes k passes "
         "to the input and one to the parameters, so its ideal ratio to a standard epoch is "
         "k + 1; the target is at most 1.05 (k + 1).\n")
     add(table(["strategy", "epoch", "vs. floor", "vs. standard", "bound 1.05 (k + 1)"],
@@ -260,13 +267,14 @@ def render(bench: Bench, attacks: dict, opacus: dict) -> str:
         o = opacus["models"][model]
         ghost = (f"{ratio(o['ghost_seconds'] / o['plain_seconds'])}"
                  if o.get("ghost_seconds") else "n/a")
-        rows.append([model, ms(plain), ratio(steps["dp-sgd flat"]["seconds"] / plain),
-                     ratio(steps["dp-sgd per-layer"]["seconds"] / plain),
+        rows.append([model, ms(plain), ratio(steps["dp-sgd flat"]["counters"]["x_plain_step"]),
+                     ratio(steps["dp-sgd per-layer"]["counters"]["x_plain_step"]),
                      ms(o["plain_seconds"]), ratio(o["hooks_seconds"] / o["plain_seconds"]),
                      ghost])
     add(table(["model", "plain step (LibTorch)", "Bulwark flat", "Bulwark per-layer",
                "plain step (PyTorch)", "Opacus hooks", "Opacus ghost clipping"], rows) + "\n")
-    add("Ratios are to each tool's own plain step. Bulwark's backward pass computes no "
+    add("Ratios are to each tool's own plain step; Bulwark's plain step is timed between the "
+        "private step's iterations, on the same model and batch. Bulwark's backward pass computes no "
         "parameter gradients (it captures each layer's output gradient), which pays for much "
         "of the per-sample work; large convolution maps get their per-sample gradients as one "
         "convolution over the batch folded into groups, and large linear layers ghost norms.\n")
@@ -308,14 +316,11 @@ def plot(bench: Bench, attacks: dict, opacus: dict, path: Path) -> None:
     for i, s in enumerate(seconds):
         left.text(i, s, f"{s:.1f}", ha="center", va="bottom")
 
-    plain = {m: next(run["seconds"] for name, run in bench.runs.items()
-                     if name.startswith("BM_TrainingStep/") and run["label"] == m + " plain")
-             for m in ("SmallCNN",)}
-    flat = next(run["seconds"] for name, run in bench.runs.items()
+    flat = next(run["counters"]["x_plain_step"] for name, run in bench.runs.items()
                 if name.startswith("BM_TrainingStep/") and run["label"] == "SmallCNN dp-sgd flat")
     o = opacus["models"]["SmallCNN"]
     labels = ["Bulwark\nflat", "Opacus\nhooks"]
-    values = [flat / plain["SmallCNN"], o["hooks_seconds"] / o["plain_seconds"]]
+    values = [flat, o["hooks_seconds"] / o["plain_seconds"]]
     if o.get("ghost_seconds"):
         labels.append("Opacus\nghost")
         values.append(o["ghost_seconds"] / o["plain_seconds"])

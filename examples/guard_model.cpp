@@ -16,16 +16,16 @@ int main(int argc, char** argv) try {
   const auto test = bulwark::load_fashion_mnist(bulwark::Split::Test).head(images);
 
   // Two SmallCNNs trained the standard way (different seeds).
-  const auto train_model = [&](uint64_t seed, bulwark::StrategyOptions strategy) {
+  const auto train_model = [&](uint64_t seed) {
     bulwark::manual_seed(seed);
     bulwark::SmallCNN net;
     bulwark::Model model(net);
-    bulwark::Trainer(model, bulwark::TrainerOptions().epochs(1).batch_size(64).seed(seed).strategy(strategy))
+    bulwark::Trainer(model, bulwark::TrainerOptions().epochs(1).batch_size(64).seed(seed))
         .fit(train);
     return model;
   };
-  auto model = train_model(0, bulwark::StrategyOptions());
-  auto twin = train_model(1, bulwark::StrategyOptions());
+  auto model = train_model(0);
+  auto twin = train_model(1);
 
   // Detectors: calibrated on the first half of the test images, measured on the rest.
   const std::vector<std::shared_ptr<bulwark::Attack>> pgd = {
@@ -59,11 +59,14 @@ int main(int argc, char** argv) try {
   const auto incoming = test.slice(test.size() / 2, test.size());
   guard.calibrate(bulwark::score_in_batches(guard, calibration.images), 0.05);
   const auto adversarial = attack.run(guarded, incoming.images, incoming.labels).adversarial;
-  for (const auto& [what, x] : {std::pair{"clean", incoming.images}, std::pair{"PGD", adversarial}}) {
+  const auto mean = [](const at::Tensor& t) { return t.to(torch::kFloat).mean().item<float>(); };
+  for (const auto& [what, x] :
+       {std::pair{"clean", incoming.images}, std::pair{"PGD", adversarial}}) {
     const auto refused = guard.flag(x);
-    const auto right = bulwark::predict(guarded, x).eq(incoming.labels).logical_and(refused.logical_not());
-    std::cout << "guarded ensemble on " << what << " inputs: " << refused.to(torch::kFloat).mean().item<float>()
-              << " refused, " << right.to(torch::kFloat).mean().item<float>() << " answered correctly\n";
+    const auto answered_right =
+        bulwark::predict(guarded, x).eq(incoming.labels).logical_and(refused.logical_not());
+    std::cout << "guarded ensemble on " << what << " inputs: " << mean(refused) << " refused, "
+              << mean(answered_right) << " answered correctly\n";
   }
   return 0;
 } catch (const std::exception& e) {
