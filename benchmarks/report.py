@@ -274,10 +274,11 @@ def render(bench: Bench, attacks: dict, opacus: dict) -> str:
     add(table(["model", "plain step (LibTorch)", "Bulwark flat", "Bulwark per-layer",
                "plain step (PyTorch)", "Opacus hooks", "Opacus ghost clipping"], rows) + "\n")
     add("Ratios are to each tool's own plain step; Bulwark's plain step is timed between the "
-        "private step's iterations, on the same model and batch. Bulwark's backward pass computes no "
-        "parameter gradients (it captures each layer's output gradient), which pays for much "
-        "of the per-sample work; large convolution maps get their per-sample gradients as one "
-        "convolution over the batch folded into groups, and large linear layers ghost norms.\n")
+        "private step's iterations, on the same model and batch. Bulwark's backward pass "
+        "computes no parameter gradients (it captures each layer's output gradient), which "
+        "pays for much of the per-sample work; convolutions get their per-sample gradients as "
+        "one convolution over the batch folded into groups, and large linear layers ghost "
+        "norms.\n")
     rdp = bench.get("BM_Accountant/0")
     prv = bench.get("BM_Accountant/1")
     add("Accountants on Abadi et al.'s setting (q 0.01, σ 4, 10,000 steps, δ 1e-5; their "
