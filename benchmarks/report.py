@@ -97,9 +97,9 @@ def render(bench: Bench, attacks: dict, opacus: dict) -> str:
         f"{threads} LibTorch threads, Bulwark {ctx.get('bulwark_version', '?')}, "
         f"PyTorch/LibTorch {attacks['torch']}. Each C++ figure is the fastest of "
         f"{bench.get('BM_SmallCnnForwardBackwardInput/256')['repetitions']} interleaved "
-        "repetitions (noise on a shared machine only adds time). Timings on this shared machine vary by 10–15 % between runs, so every "
-        "comparison below is made within this one run; the ratios travel better than the "
-        "times.\n")
+        "repetitions (noise only adds time). This shared machine's speed drifts by 10–40 % "
+        "over minutes, so every ratio below divides by a floor timed next to the work: the "
+        "ratios travel better than the times.\n")
     add("![Main comparison](benchmarks.png)\n")
 
     add("## The floor\n")
