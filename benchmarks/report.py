@@ -80,7 +80,33 @@ def table(header, rows) -> str:
     return "\n".join(lines)
 
 
-def render(bench: Bench, attacks: dict, opacus: dict) -> str:
+def render_security(security: Bench) -> str:
+    """The sealed-file section, from a run of bulwark_benchmarks --benchmark_filter=BM_Seal|..."""
+    def mb_per_s(name):
+        run = security.get(name)
+        return f"{run['counters']['bytes_per_second'] / 1e6:,.0f} MB/s"
+    load = security.get("BM_LoadSealedModel")
+    kdf = security.get("BM_PassphraseKeyDerivation")
+    out = ["## Sealed model files\n",
+           f"100 MB of content, {security.context.get('date', '?')[:10]} "
+           "(`benchmarks/security_bench.cpp`, fastest of "
+           f"{security.get('BM_Seal/0')['repetitions']} repetitions; unsealing checks the "
+           "signature on a second thread beside the decryption). Loading divides by "
+           "loading the same plain checkpoint, timed between the iterations.\n",
+           table(["operation", "throughput or ratio"], [
+               ["seal (encrypt)", mb_per_s("BM_Seal/0")],
+               ["seal (encrypt + sign)", mb_per_s("BM_Seal/1")],
+               ["unseal (decrypt)", mb_per_s("BM_Unseal/0")],
+               ["unseal (check the signature + decrypt)", mb_per_s("BM_Unseal/1")],
+               [f"load_model of a sealed {load['counters']['megabytes']:.0f} MB checkpoint "
+                "(key + signature)", f"{ratio(load['counters']['x_plain_load'])} loading the plain file"],
+               ["Argon2id key derivation, 3 passes, 256 MiB (once per passphrase open)",
+                ms(kdf["seconds"])],
+           ]) + "\n"]
+    return "\n".join(out)
+
+
+def render(bench: Bench, attacks: dict, opacus: dict, security=None) -> str:
     ctx = bench.context
     threads = ctx.get("torch_threads", "?")
     fi32 = bench.seconds("BM_SmallCnnForwardBackwardInput/32")
@@ -290,6 +316,9 @@ def render(bench: Bench, attacks: dict, opacus: dict) -> str:
          f"{opacus['prv_epsilon']:.4f}", ms(prv["seconds"])],
     ]) + "\n")
 
+    if security is not None:
+        add(render_security(security))
+
     add("## Reproduce\n")
     add("```sh\nbenchmarks/run-all          # every benchmark, then this page and the plot\n"
         "scripts/bench build/release/pgd.json --benchmark_filter=BM_PGD20   # one C++ benchmark, JSON\n```\n")
@@ -341,6 +370,8 @@ def main():
     parser.add_argument("--bulwark", required=True, type=Path)
     parser.add_argument("--attacks", required=True, type=Path)
     parser.add_argument("--opacus", required=True, type=Path)
+    parser.add_argument("--security", type=Path,
+                        help="bulwark_benchmarks JSON of the sealed-file benchmarks")
     parser.add_argument("--markdown", required=True, type=Path)
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--check", action="store_true",
@@ -349,7 +380,8 @@ def main():
     bench = Bench(args.bulwark)
     attacks = json.loads(args.attacks.read_text())
     opacus = json.loads(args.opacus.read_text())
-    text = render(bench, attacks, opacus)
+    security = Bench(args.security) if args.security else None
+    text = render(bench, attacks, opacus, security)
     if args.check:
         if not args.markdown.exists() or args.markdown.read_text() != text:
             print(f"{args.markdown} is not what benchmarks/report.py makes of the results; "

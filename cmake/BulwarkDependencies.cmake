@@ -6,6 +6,9 @@ find_package(PNG REQUIRED)
 # Boost.Math (header-only): binomial and beta quantiles for randomized smoothing.
 find_package(Boost 1.74 REQUIRED CONFIG COMPONENTS headers)
 find_package(Threads REQUIRED)
+# libsodium: authenticated encryption, Argon2id and Ed25519 for sealed model files.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 if(BULWARK_BUILD_CLI)
   find_package(CLI11 REQUIRED)
 endif()

@@ -1,11 +1,13 @@
 #include "cli/cli_common.h"
 
+#include <fmt/format.h>
 #include <torch/cuda.h>
 
 #include "bulwark/attacks/carlini_wagner.h"
 #include "bulwark/attacks/fgsm.h"
 #include "bulwark/attacks/pgd.h"
 #include "bulwark/data/cifar10.h"
+#include "cli/validators.h"
 #include "core/check.h"
 
 namespace bulwark::cli {
@@ -28,7 +30,7 @@ void add_data_options(CLI::App* cmd, DataOptions& data, bool with_limit) {
                   "/usr/share/datasets/fashion-mnist)");
   if (with_limit) {
     cmd->add_option("--limit", data.limit, "Use only the first N samples (0: all)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(non_negative<int64_t>());
   }
 }
 
@@ -52,20 +54,26 @@ void check_output_path(const std::string& option, const fs::path& path) {
   BULWARK_CHECK(!fs::is_directory(path), "{}: '{}' is a directory", option, path.string());
 }
 
+void print_accuracy(const std::string& title, const AccuracyReport& report) {
+  fmt::print("{}: {:.2f}% ({} / {}) in {:.1f}s, {:.0f} samples/s\n", title,
+             100 * report.accuracy, report.correct, report.total, report.seconds,
+             report.samples_per_second);
+}
+
 void add_attack_options(CLI::App* cmd, AttackArgs& args) {
   cmd->add_option("--attacks", args.attacks, "Attacks to run: fgsm, pgd, cw (comma-separated)")
       ->delimiter(',');
   cmd->add_option("--eps", args.epsilons, "Budgets (comma-separated), in input units")
       ->delimiter(',')
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<double>());
   cmd->add_option("--norm", args.norm, "Norm of fgsm and pgd")
       ->check(CLI::IsMember({"linf", "l2"}));
-  cmd->add_option("--steps", args.steps, "PGD steps")->check(CLI::PositiveNumber);
-  cmd->add_option("--restarts", args.restarts, "PGD restarts")->check(CLI::PositiveNumber);
+  cmd->add_option("--steps", args.steps, "PGD steps")->check(positive<int64_t>());
+  cmd->add_option("--restarts", args.restarts, "PGD restarts")->check(positive<int64_t>());
   cmd->add_option("--cw-steps", args.cw_steps, "C&W Adam steps per search")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--cw-searches", args.cw_searches, "C&W binary-search steps over c")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
 }
 
 std::vector<std::shared_ptr<Attack>> make_attacks(const AttackArgs& args, uint64_t seed) {

@@ -13,6 +13,7 @@
 #include "bulwark/attacks/attack.h"
 #include "bulwark/data/dataset.h"
 #include "bulwark/data/idx.h"
+#include "bulwark/eval/accuracy.h"
 #include "cli/commands.h"
 
 namespace bulwark::cli {
@@ -50,5 +51,8 @@ std::vector<std::shared_ptr<Attack>> make_attacks(const AttackArgs& args, uint64
 
 /// @throws Error unless `path` can be written: its directory exists and it is no directory.
 void check_output_path(const std::string& option, const std::filesystem::path& path);
+
+/// "<title>: 97.50% (975 / 1000) in 1.2s, 830 samples/s" on stdout.
+void print_accuracy(const std::string& title, const AccuracyReport& report);
 
 }  // namespace bulwark::cli

@@ -32,5 +32,10 @@ Command add_sticker_command(CLI::App& app, const GlobalOptions& global);
 Command add_detect_command(CLI::App& app, const GlobalOptions& global);
 Command add_certify_command(CLI::App& app, const GlobalOptions& global);
 Command add_audit_privacy_command(CLI::App& app, const GlobalOptions& global);
+Command add_keygen_command(CLI::App& app, const GlobalOptions& global);
+Command add_seal_command(CLI::App& app, const GlobalOptions& global);
+Command add_unseal_command(CLI::App& app, const GlobalOptions& global);
+Command add_sign_command(CLI::App& app, const GlobalOptions& global);
+Command add_verify_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace bulwark::cli

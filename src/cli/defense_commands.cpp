@@ -10,6 +10,8 @@
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "cli/validators.h"
+#include "cli/sealed_options.h"
 #include "core/check.h"
 
 namespace bulwark::cli {
@@ -19,6 +21,7 @@ namespace {
 struct DetectArgs {
   DataOptions data{.name = "fashion-mnist", .directory = "", .limit = 1000};
   std::string model;
+  SealedArgs sealed;
   std::string detector;
   AttackArgs attack{.attacks = {"fgsm", "pgd", "cw"}};
   double fpr = 0.05;
@@ -109,7 +112,7 @@ void run_detect(const GlobalOptions& global, const DetectArgs& args) {
                 "detect: give one --eps (the budget of the attacks and of the adaptive attack)");
   const auto device = resolve_device(global);
   const auto attacks = make_attacks(args.attack, global.seed);
-  auto loaded = load_model(args.model, device);
+  auto loaded = load_model(args.model, device, unseal_options(args.sealed));
   const auto data = load_data(args.data, Split::Test);
   Dataset on_device(data.images.to(device), data.labels.to(device), data.num_classes, data.name);
   auto detector = make_detector(args, loaded.model, global.seed, global.quiet);
@@ -161,6 +164,7 @@ void run_detect(const GlobalOptions& global, const DetectArgs& args) {
 struct CertifyArgs {
   DataOptions data{.name = "fashion-mnist", .directory = "", .limit = 100};
   std::string model;
+  SealedArgs sealed;
   double sigma = 0.25;
   int64_t n0 = 100;
   int64_t n = 100000;
@@ -177,7 +181,7 @@ void run_certify(const GlobalOptions& global, const CertifyArgs& args) {
   if (!args.report.empty()) check_output_path("--report", args.report);
   if (!args.markdown.empty()) check_output_path("--markdown", args.markdown);
   const auto device = resolve_device(global);
-  auto loaded = load_model(args.model, device);
+  auto loaded = load_model(args.model, device, unseal_options(args.sealed));
   const auto data = load_data(args.data, Split::Test);
   Progress progress("certify", data.size(), global.quiet);
   const auto options = SmoothingOptions()
@@ -226,37 +230,38 @@ Command add_detect_command(CLI::App& app, const GlobalOptions& global) {
                 "plain and adaptive");
   add_data_options(cmd, args->data);
   cmd->add_option("--model", args->model, "Model file")->required();
+  add_sealed_options(cmd, args->sealed);
   cmd->add_option("--detector", args->detector, "Detector")
       ->required()
       ->check(CLI::IsMember({"squeeze", "learned", "consistency"}));
   add_attack_options(cmd, args->attack);
   cmd->add_option("--fpr", args->fpr, "False-positive rate the threshold is set for")
-      ->check(CLI::Range(0.0, 0.999));
+      ->check(in_interval(0.0, 1.0, Ends::OpenHigh));
   cmd->add_option("--calibration-fraction", args->calibration_fraction,
                   "Fraction of the images (the first ones) that calibrate the threshold")
-      ->check(CLI::Range(0.01, 0.99));
-  cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(CLI::PositiveNumber);
+      ->check(in_interval(0.01, 0.99));
+  cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(positive<int64_t>());
   cmd->add_option("--report", args->report, "Write the report (with ROC points) as JSON");
   cmd->add_option("--markdown", args->markdown, "Write the report as Markdown");
   cmd->add_flag("--no-adaptive", args->no_adaptive, "Skip the adaptive attack");
   cmd->add_option("--adaptive-steps", args->adaptive_steps, "PGD steps of the adaptive attack")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--adaptive-weight", args->adaptive_weight,
                   "Weight of the detector's score in the adaptive objective")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<double>());
   cmd->add_option("--adaptive-kappa", args->adaptive_kappa,
                   "Logit margin the adaptive attack keeps before it only evades the detector")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<double>());
   cmd->add_option("--squeezers", args->squeezers,
                   "squeeze: bits:<1-24> and median:<1-11>, comma-separated")
       ->delimiter(',');
   cmd->add_option("--sigma", args->sigma, "consistency: noise standard deviation")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<double>());
   cmd->add_option("--samples", args->samples, "consistency: noisy copies per input")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--adaptive-samples", args->adaptive_samples,
                   "consistency: noise draws per step of the adaptive attack (EOT)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--detector-file", args->detector_file,
                   "learned: load this detector instead of training one");
   cmd->add_option("--save-detector", args->save_detector, "learned: write the trained detector");
@@ -264,9 +269,9 @@ Command add_detect_command(CLI::App& app, const GlobalOptions& global) {
                   "learned: read this layer's activations (e.g. net.features; default: the input)");
   cmd->add_option("--train-samples", args->train_samples,
                   "learned: training images (and as many PGD examples of them)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--detector-epochs", args->detector_epochs, "learned: training epochs")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   return {cmd, [&global, args] { run_detect(global, *args); }};
 }
 
@@ -277,24 +282,25 @@ Command add_certify_command(CLI::App& app, const GlobalOptions& global) {
   add_data_options(cmd, args->data);
   cmd->add_option("--model", args->model, "Base model file (train it with --strategy gaussian)")
       ->required();
-  cmd->add_option("--sigma", args->sigma, "Noise level")->check(CLI::PositiveNumber);
-  cmd->add_option("--n0", args->n0, "Draws that select the class")->check(CLI::PositiveNumber);
+  add_sealed_options(cmd, args->sealed);
+  cmd->add_option("--sigma", args->sigma, "Noise level")->check(positive<double>());
+  cmd->add_option("--n0", args->n0, "Draws that select the class")->check(positive<int64_t>());
   cmd->add_option("--n", args->n, "Draws that bound its probability (Cohen et al.: 100000)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--alpha", args->alpha, "Failure probability")
-      ->check(CLI::Range(1e-12, 0.999999));
+      ->check(in_interval(0.0, 1.0, Ends::Open));
   cmd->add_option("--batch-size", args->batch_size, "Noisy copies per forward pass")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--radii", args->radii, "L2 radii of the certified-accuracy curve")
       ->delimiter(',')
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<double>());
   cmd->add_flag("--attack", args->attack,
                 "Also attack the smoothed classifier at each radius > 0 (L2 PGD with EOT over the "
                 "noise) and report its accuracy next to the certified one");
   cmd->add_option("--attack-steps", args->attack_steps, "PGD steps of --attack")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--eot-draws", args->eot_draws, "Noise draws per PGD step of --attack")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--report", args->report, "Write the report (the curve, every certificate) as JSON");
   cmd->add_option("--markdown", args->markdown, "Write the report as Markdown");
   return {cmd, [&global, args] { run_certify(global, *args); }};

@@ -13,6 +13,7 @@
 #include "bulwark/config.h"
 #include "bulwark/core/error.h"
 #include "cli/commands.h"
+#include "cli/validators.h"
 
 namespace {
 
@@ -35,8 +36,9 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();
   app.add_option("--threads", global.threads,
                  "Intra-op threads for LibTorch (0: all cores; LibTorch's own default may be 1)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", global.seed, "Seed for every random choice");
+      ->check(non_negative<int>());
+  app.add_option("--seed", global.seed, "Seed for every random choice")
+      ->check(non_negative<uint64_t>());
   app.add_option("--device", global.device, "Device to run on")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_flag("-q,--quiet", global.quiet, "Print only results and errors");
@@ -48,7 +50,12 @@ int main(int argc, char** argv) {
                                          add_sticker_command(app, global),
                                          add_detect_command(app, global),
                                          add_certify_command(app, global),
-                                         add_audit_privacy_command(app, global)};
+                                         add_audit_privacy_command(app, global),
+                                         add_keygen_command(app, global),
+                                         add_seal_command(app, global),
+                                         add_unseal_command(app, global),
+                                         add_sign_command(app, global),
+                                         add_verify_command(app, global)};
   for (const auto& command : commands) command.app->fallthrough();
 
   auto logger = spdlog::stderr_color_mt("bulwark");
@@ -64,7 +71,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return report_error(std::string(e.what()) + " (see bulwark --help)");
+    return report_error(parse_error_text(e) + " (see bulwark --help)");
   }
   spdlog::set_level(global.quiet ? spdlog::level::warn : spdlog::level::info);
   at::set_num_threads(global.threads > 0

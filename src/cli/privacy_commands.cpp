@@ -8,6 +8,8 @@
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "cli/validators.h"
+#include "cli/sealed_options.h"
 #include "core/check.h"
 
 namespace bulwark::cli {
@@ -16,6 +18,7 @@ namespace {
 struct AuditArgs {
   DataOptions data;
   std::string model;
+  SealedArgs sealed;
   int64_t train_samples = 0;
   int64_t members = 1000;
   int64_t shadow_models = 0;
@@ -30,7 +33,7 @@ void run_audit(const GlobalOptions& global, const AuditArgs& args) {
   if (!args.report.empty()) check_output_path("--report", args.report);
   if (!args.markdown.empty()) check_output_path("--markdown", args.markdown);
   const auto device = resolve_device(global);
-  auto loaded = load_model(args.model, device);
+  auto loaded = load_model(args.model, device, unseal_options(args.sealed));
   const auto train = load_data(args.data, Split::Train);
   const auto test = load_data(args.data, Split::Test);
   const int64_t trained_on = args.train_samples > 0 ? args.train_samples : train.size();
@@ -116,24 +119,25 @@ Command add_audit_privacy_command(CLI::App& app, const GlobalOptions& global) {
       "test samples?");
   add_data_options(cmd, args->data, /*with_limit=*/false);
   cmd->add_option("--model", args->model, "Model file")->required();
+  add_sealed_options(cmd, args->sealed);
   cmd->add_option("--train-samples", args->train_samples,
                   "The model trained on the first N training samples (`train --limit N`; 0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<int64_t>());
   cmd->add_option("--members", args->members,
                   "Audit this many training samples against as many test samples")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--shadow-models", args->shadow_models,
                   "Shadow models of the offline LiRA attack, trained like a standard `train` run "
                   "on samples outside both sets (0: loss-threshold attack only)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<int64_t>());
   cmd->add_option("--shadow-epochs", args->shadow_epochs, "Epochs of each shadow model")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--shadow-batch-size", args->shadow_batch_size, "Shadow models' batch size")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--shadow-lr", args->shadow_lr, "Shadow models' learning rate (Adam)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<double>());
   cmd->add_option("--batch-size", args->batch_size, "Batch size of the predictions")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--report", args->report, "Write the report as JSON to this file");
   cmd->add_option("--markdown", args->markdown, "Write the report as Markdown to this file");
   return {cmd, [&global, args] { run_audit(global, *args); }};

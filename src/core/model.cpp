@@ -1,8 +1,11 @@
 #include "bulwark/core/model.h"
 
+#include <caffe2/serialize/read_adapter_interface.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "core/check.h"
@@ -150,6 +153,39 @@ Model Model::load_torchscript(const std::filesystem::path& path, c10::Device dev
                             path.string(), e.what_without_backtrace()));
   }
   impl->name = "torchscript:" + path.filename().string();
+  return Model(std::move(impl));
+}
+
+namespace {
+
+// LibTorch's reader over bytes in memory, without a copy.
+class MemoryReadAdapter final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit MemoryReadAdapter(std::string_view bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= bytes_.size()) return 0;
+    n = std::min<size_t>(n, bytes_.size() - static_cast<size_t>(pos));
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  std::string_view bytes_;
+};
+
+}  // namespace
+
+Model Model::load_torchscript_bytes(std::string_view bytes, std::string name,
+                                    c10::Device device) {
+  auto impl = std::make_shared<ScriptModel>();
+  try {
+    impl->module_ = torch::jit::load(std::make_shared<MemoryReadAdapter>(bytes), device);
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("Model::load_torchscript: '{}' is not a loadable TorchScript model: {}",
+                            name, e.what_without_backtrace()));
+  }
+  impl->name = std::move(name);
   return Model(std::move(impl));
 }
 

@@ -4,6 +4,8 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "bulwark/core/files.h"
 #include "bulwark/models/mlp.h"
 #include "bulwark/models/normalize.h"
@@ -33,6 +35,29 @@ void ModelSpec::validate() const {
                 "ModelSpec: need in_channels >= 1, image_size >= 1, num_classes >= 2, got {}, {}, "
                 "{}",
                 in_channels, image_size, num_classes);
+  // Bounds far beyond any model a spec describes, so that a corrupt or hostile model file
+  // cannot make make_model allocate without limit.
+  BULWARK_CHECK(in_channels <= 64 && image_size <= 1024 && num_classes <= 100000,
+                "ModelSpec: need in_channels <= 64, image_size <= 1024, num_classes <= 100000, "
+                "got {}, {}, {}",
+                in_channels, image_size, num_classes);
+  BULWARK_CHECK(hidden.size() <= 64, "ModelSpec: at most 64 hidden layers, got {}", hidden.size());
+  for (const auto h : hidden) {
+    BULWARK_CHECK(h >= 1 && h <= 65536, "ModelSpec: hidden sizes must be in [1, 65536], got {}", h);
+  }
+  BULWARK_CHECK(depth >= 8 && depth <= 1202 && (depth - 2) % 6 == 0,
+                "ModelSpec: depth must be 6n + 2 in [8, 1202], got {}", depth);
+  BULWARK_CHECK(in_channels * image_size * image_size * (hidden.empty() ? 1 : hidden.front()) <=
+                    (int64_t{1} << 30),
+                "ModelSpec: the first layer of {} inputs and {} units is too large",
+                in_channels * image_size * image_size, hidden.empty() ? 0 : hidden.front());
+  for (const double v : mean) {
+    BULWARK_CHECK(std::isfinite(v), "ModelSpec: mean values must be finite, got {}", v);
+  }
+  for (const double v : std) {
+    BULWARK_CHECK(std::isfinite(v) && v > 0, "ModelSpec: std values must be finite and > 0, got {}",
+                  v);
+  }
   BULWARK_CHECK(mean.size() == std.size() &&
                     (mean.empty() || static_cast<int64_t>(mean.size()) == in_channels),
                 "ModelSpec: mean and std need one entry per input channel ({}), got {} and {}",
@@ -116,39 +141,79 @@ void save_model(const Model& model, const ModelSpec& spec, const std::filesystem
   });
 }
 
-LoadedModel load_model(const std::filesystem::path& path, c10::Device device) {
-  BULWARK_CHECK(std::filesystem::is_regular_file(path),
-                "load_model: '{}' does not exist or is not a file", path.string());
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path.string(), device);
-  } catch (const c10::Error& e) {
-    throw Error(fmt::format("load_model: '{}' is not a model file (corrupt or unknown format): {}",
-                            path.string(), e.what_without_backtrace()));
-  }
+namespace {
+
+// A Bulwark checkpoint from its archive, or the TorchScript module `load_script` reads.
+template <typename LoadScript>
+LoadedModel from_archive(torch::serialize::InputArchive& archive, const std::string& where,
+                         c10::Device device, LoadScript&& load_script) {
   c10::IValue spec_value;
-  if (!archive.try_read(kSpecKey, spec_value)) {
-    return {Model::load_torchscript(path, device), std::nullopt, {}};
-  }
-  BULWARK_CHECK(spec_value.isString(), "load_model: '{}' has a malformed model spec",
-                path.string());
+  if (!archive.try_read(kSpecKey, spec_value)) return {load_script(), std::nullopt, {}};
+  BULWARK_CHECK(spec_value.isString(), "load_model: '{}' has a malformed model spec", where);
   auto spec = ModelSpec::from_json(spec_value.toStringRef());
   auto model = make_model(spec);
   try {
     model.module()->load(archive);
   } catch (const c10::Error& e) {
-    throw Error(fmt::format("load_model: the weights in '{}' do not fit its {} spec: {}",
-                            path.string(), spec.arch, e.what_without_backtrace()));
+    throw Error(fmt::format("load_model: the weights in '{}' do not fit its {} spec: {}", where,
+                            spec.arch, e.what_without_backtrace()));
   }
   model.to(device);
   std::string metadata;
   c10::IValue metadata_value;
   if (archive.try_read(kMetadataKey, metadata_value)) {
-    BULWARK_CHECK(metadata_value.isString(), "load_model: '{}' has malformed metadata",
-                  path.string());
+    BULWARK_CHECK(metadata_value.isString(), "load_model: '{}' has malformed metadata", where);
     metadata = metadata_value.toStringRef();
   }
   return {model, spec, metadata};
+}
+
+}  // namespace
+
+LoadedModel load_model(const std::filesystem::path& path, c10::Device device,
+                       const UnsealOptions& sealed) {
+  BULWARK_CHECK(std::filesystem::is_regular_file(path),
+                "load_model: '{}' does not exist or is not a file", path.string());
+  auto options = sealed;
+  if (options.key() || !options.passphrase().empty() || !options.trusted_keys().empty()) {
+    options.require_sealed(true);
+  }
+  torch::serialize::InputArchive archive;
+  if (!options.require_sealed() && !is_sealed_file(path)) {
+    try {
+      archive.load_from(path.string(), device);
+    } catch (const c10::Error& e) {
+      throw Error(fmt::format(
+          "load_model: '{}' is not a model file (corrupt or unknown format): {}", path.string(),
+          e.what_without_backtrace()));
+    }
+    return from_archive(archive, path.string(), device,
+                        [&] { return Model::load_torchscript(path, device); });
+  }
+  // Sealed: opened, checked and decrypted in memory; the plain bytes never touch the disk and
+  // are wiped once loaded (the weights live on in the model), on errors too.
+  std::string content;
+  struct Wipe {
+    std::string& bytes;
+    ~Wipe() { wipe_bytes(bytes); }
+  } wipe{content};
+  try {
+    content = read_possibly_sealed(path, options);
+  } catch (const Error& e) {
+    throw Error(fmt::format("load_model: {}", e.what()));
+  }
+  try {
+    archive.load_from(content.data(), content.size(), device);
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format(
+        "load_model: the content of the sealed file '{}' is not a model (corrupt or unknown "
+        "format): {}",
+        path.string(), e.what_without_backtrace()));
+  }
+  return from_archive(archive, path.string(), device, [&] {
+    return Model::load_torchscript_bytes(content, "torchscript:" + path.filename().string(),
+                                         device);
+  });
 }
 
 }  // namespace bulwark

@@ -9,34 +9,15 @@
 
 #include "bulwark/data/image_io.h"
 #include "bulwark/models/model_zoo.h"
+#include "cli/run_cli.h"
 #include "data/data_test_util.h"
 #include "test_util.h"
 
 namespace bulwark {
 namespace {
 
-struct RunResult {
-  int status = -1;
-  std::string output;
-};
-
-RunResult run_cli(const std::string& args) {
-  const std::string command = std::string(BULWARK_CLI_PATH) + " " + args + " 2>&1";
-  RunResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  while (const auto n = std::fread(buffer.data(), 1, buffer.size(), pipe)) {
-    result.output.append(buffer.data(), n);
-  }
-  const int status = ::pclose(pipe);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-size_t count_lines(const std::string& text) {
-  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
-}
+using testing::count_lines;
+using testing::run_cli;
 
 class CliTest : public testing::SeededTest {};
 
@@ -69,6 +50,33 @@ TEST_F(CliTest, ErrorsAreOneLineAndExitOne) {
   EXPECT_EQ(count_lines(bad_flag.output), 1u) << bad_flag.output;
   EXPECT_NE(bad_flag.output.find("--epochs"), std::string::npos) << bad_flag.output;
   EXPECT_EQ(run_cli("--help").status, 0);
+}
+
+TEST_F(CliTest, BadOptionValuesSayWhatIsAllowed) {
+  testing::TempDir dir;
+  const auto out = " --out " + (dir / "model.pt").string();
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"train --eps -1" + out, "--eps must be >= 0, got -1"},
+           {"train --epochs 0" + out, "--epochs must be > 0, got 0"},
+           {"train --delta 2" + out, "--delta must be in (0, 1), got 2"},
+           {"train --delta 0" + out, "--delta must be in (0, 1), got 0"},
+           {"train --gamma 1.5" + out, "--gamma must be in (0, 1], got 1.5"},
+           {"train --lr abc" + out, "--lr must be a number > 0, got 'abc'"},
+           {"train --lr inf" + out, "--lr must be a number > 0, got 'inf'"},
+           {"train --epochs 1.5" + out, "--epochs must be a whole number > 0, got '1.5'"},
+           {"train --milestones 3,-1" + out, "--milestones must be >= 0, got -1"},
+           {"evaluate --model /nonexistent.pt --eps 0.1,-0.5", "--eps must be >= 0, got -0.5"},
+           {"certify --model /nonexistent.pt --alpha 1", "--alpha must be in (0, 1), got 1"},
+           {"patch --model /nonexistent.pt --target -2" + out,
+            "--target must be in [-1, 1000], got -2"},
+           {"info --threads -2", "--threads must be >= 0, got -2"},
+           {"info --seed -1", "--seed must be >= 0, got -1"},
+           {"info --seed x1", "--seed must be a whole number >= 0, got 'x1'"}}) {
+    const auto r = run_cli(args);
+    EXPECT_EQ(r.status, 1) << args;
+    EXPECT_EQ(r.output, "bulwark: error: " + message + " (see bulwark --help)\n") << args;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "model.pt"));
 }
 
 TEST_F(CliTest, FailedRunsLeaveNoFileBehind) {

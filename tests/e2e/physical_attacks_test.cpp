@@ -4,7 +4,7 @@
 #include "bulwark/attacks/patch.h"
 #include "bulwark/attacks/sticker.h"
 #include "bulwark/data/idx.h"
-#include "e2e/demo_model.h"
+#include "e2e/reference_models.h"
 #include "test_util.h"
 
 namespace bulwark {
@@ -13,7 +13,7 @@ namespace {
 class PhysicalAttacksTest : public testing::SeededTest {
  protected:
   static void SetUpTestSuite() {
-    model_ = new Model(testing::demo_model());
+    model_ = new Model(testing::reference_model("standard"));
     train_ = new Dataset(load_fashion_mnist(Split::Train).head(5000));
     held_out_ = new Dataset(load_fashion_mnist(Split::Test).head(1000));
   }

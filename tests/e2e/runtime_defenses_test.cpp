@@ -8,7 +8,7 @@
 #include "bulwark/defenses/feature_squeezing.h"
 #include "bulwark/defenses/randomized_smoothing.h"
 #include "bulwark/eval/detection.h"
-#include "e2e/demo_model.h"
+#include "e2e/reference_models.h"
 #include "test_util.h"
 
 namespace bulwark {
@@ -17,7 +17,7 @@ namespace {
 class RuntimeDefensesTest : public testing::SeededTest {};
 
 TEST_F(RuntimeDefensesTest, FeatureSqueezingDetectsCarliniWagnerButNotTheAdaptiveAttack) {
-  auto model = testing::demo_model();
+  auto model = testing::reference_model("standard");
   // Xu et al. choose the squeezers per data set. On the first 600 test images, C&W's ROC AUC
   // was 0.885 with 3-bit depth, 0.869 with 3 bits and a 3×3 median, 0.862 with the 3×3 median,
   // 0.807 with 2 bits and a 2×2 median, 0.776 with the 2×2 median and 0.742 with their MNIST
@@ -47,16 +47,8 @@ TEST_F(RuntimeDefensesTest, FeatureSqueezingDetectsCarliniWagnerButNotTheAdaptiv
 }
 
 TEST_F(RuntimeDefensesTest, RandomizedSmoothingCertifiesANoiseTrainedModel) {
-  manual_seed(0);
-  ModelSpec spec;
-  auto model = make_model(spec);
-  const auto train = load_fashion_mnist(Split::Train).head(30000);
-  Trainer(model, TrainerOptions()
-                     .epochs(1)
-                     .batch_size(64)
-                     .seed(0)
-                     .strategy(StrategyOptions(StrategyKind::GaussianNoise, 0.1).sigma(0.25)))
-      .fit(train);
+  // The Gaussian-noise reference model (sigma 0.25, one epoch of 30000 images).
+  auto model = testing::reference_model("gaussian");
   // 60 images: the EOT attack below (2 radii × 20 steps × 8 draws, then PREDICT with 500
   // draws per image) is most of this test's time.
   const auto test = load_fashion_mnist(Split::Test).head(60);

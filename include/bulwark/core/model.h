@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bulwark {
@@ -51,6 +52,11 @@ class Model {
   /// @throws Error when the file is missing or is not a TorchScript archive.
   static Model load_torchscript(const std::filesystem::path& path,
                                 c10::Device device = c10::Device(c10::kCPU));
+  /// Loads a TorchScript module from bytes in memory (e.g. decrypted from a sealed file),
+  /// read in place; `name` is the model's name in reports.
+  /// @throws Error when the bytes are not a TorchScript archive.
+  static Model load_torchscript_bytes(std::string_view bytes, std::string name,
+                                      c10::Device device = c10::Device(c10::kCPU));
 
   /// Runs the model on `x` [N, ...]. @throws Error when the output is not logits [N, K].
   at::Tensor forward(const at::Tensor& x) const;

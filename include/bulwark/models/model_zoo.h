@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bulwark/core/model.h"
+#include "bulwark/security/sealed_file.h"
 
 namespace bulwark {
 
@@ -52,9 +53,14 @@ struct LoadedModel {
   std::string metadata;  ///< what save_model was given, or empty
 };
 
-/// Loads a Bulwark checkpoint written by save_model, or else a TorchScript module.
-/// @throws Error naming the file when it is missing, corrupt, or its weights do not fit its spec.
+/// Loads a Bulwark checkpoint written by save_model, or else a TorchScript module; either may be
+/// sealed (security/sealed_file.h), and is then opened in memory with `sealed`: its key or
+/// passphrase, and the public keys one of which must have signed it. When `sealed` names a key,
+/// a passphrase or trusted keys, a plain (unsealed) file is refused.
+/// @throws Error naming the file when it is missing, corrupt, fails any sealed-file check, or
+/// its weights do not fit its spec.
 LoadedModel load_model(const std::filesystem::path& path,
-                       c10::Device device = c10::Device(c10::kCPU));
+                       c10::Device device = c10::Device(c10::kCPU),
+                       const UnsealOptions& sealed = {});
 
 }  // namespace bulwark

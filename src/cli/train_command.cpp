@@ -1,47 +1,21 @@
-#include "cli/commands.h"
-
+// `bulwark train`: trains a built-in model (standard, adversarial or DP-SGD), with progress,
+// checkpoints, resume and a JSON history.
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-#include <torch/cuda.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <filesystem>
 
 #include "bulwark/bulwark.h"
 #include "cli/cli_common.h"
 #include "cli/progress.h"
-#include "core/check.h"
+#include "cli/validators.h"
 
 namespace bulwark::cli {
 namespace fs = std::filesystem;
 namespace {
-
-bool has_kernel(const char* op, const char* overload, c10::DispatchKey key) {
-  const auto handle = c10::Dispatcher::singleton().findSchema({op, overload});
-  return handle.has_value() && handle->hasKernelForDispatchKey(key);
-}
-
-void run_info(const GlobalOptions&) {
-  const bool torch_cuda = has_kernel("aten::add", "Tensor", c10::DispatchKey::CUDA);
-  const bool gpu = torch::cuda::is_available();
-  fmt::print("bulwark             {}\n", BULWARK_VERSION_STRING);
-  fmt::print("LibTorch            {}\n", TORCH_VERSION);
-  fmt::print("LibTorch CUDA       {}\n", torch_cuda ? "compiled in" : "not compiled in");
-  fmt::print("Bulwark CUDA        {}\n", BULWARK_WITH_CUDA ? "compiled in" : "not compiled in");
-  fmt::print("GPU visible         {}\n",
-             gpu ? fmt::format("yes ({} device(s))", torch::cuda::device_count()) : "no");
-  fmt::print("threads             {} intra-op, {} inter-op\n", at::get_num_threads(),
-             at::get_num_interop_threads());
-  fmt::print("op kernels          project_step: CPU {}, CUDA {}\n",
-             has_kernel("bulwark::project_step", "", c10::DispatchKey::CPU) ? "yes" : "no",
-             BULWARK_WITH_CUDA ? "yes" : "reference fallback");
-  fmt::print("                    patch_composite: CPU {}, CUDA {}\n",
-             has_kernel("bulwark::patch_composite", "", c10::DispatchKey::CPU) ? "yes" : "no",
-             BULWARK_WITH_CUDA ? "yes" : "reference fallback");
-}
 
 struct TrainArgs {
   DataOptions data;
@@ -81,12 +55,6 @@ struct TrainArgs {
   double epsilon_budget = 0.0;
   bool secure_rng = false;
 };
-
-void print_accuracy(const std::string& title, const AccuracyReport& report) {
-  fmt::print("{}: {:.2f}% ({} / {}) in {:.1f}s, {:.0f} samples/s\n", title,
-             100 * report.accuracy, report.correct, report.total, report.seconds,
-             report.samples_per_second);
-}
 
 void run_train(const GlobalOptions& global, const TrainArgs& args) {
   check_output_path("--out", args.out);
@@ -243,122 +211,7 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
   }
 }
 
-struct EvaluateArgs {
-  DataOptions data;
-  std::string model;
-  std::string split = "test";
-  std::string report;
-  std::string markdown;
-  std::string grid;
-  int64_t batch_size = 500;
-  AttackArgs attack;
-  bool no_early_stop = false;
-  std::vector<std::string> ensemble;
-  std::string ensemble_mode = "mean-logits";
-};
-
-void print_robustness(const RobustnessReport& report) {
-  fmt::print("  {:<6} {:<5} {:>8} {:>16} {:>15} {:>10}\n", "attack", "norm", "eps",
-             "robust accuracy", "attack success", "samples/s");
-  for (const auto& r : report.results) {
-    fmt::print("  {:<6} {:<5} {:>8.4g} {:>15.2f}% {:>14.2f}% {:>10.0f}\n", r.attack, r.norm, r.eps,
-               100 * r.robust_accuracy, 100 * r.attack_success_rate, r.samples_per_second);
-  }
-  for (const auto& w : report.worst_case) {
-    fmt::print("  worst case over all attacks at eps {:.4g}: {:.2f}% robust\n", w.eps,
-               100 * w.robust_accuracy);
-  }
-  for (const auto& w : report.warnings) fmt::print("  WARNING: {}\n", w);
-}
-
-void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
-  if (!args.report.empty()) check_output_path("--report", args.report);
-  if (!args.markdown.empty()) check_output_path("--markdown", args.markdown);
-  if (!args.grid.empty()) check_output_path("--grid", args.grid);
-  const auto device = resolve_device(global);
-  const auto attacks = make_attacks(args.attack, global.seed);
-  auto loaded = load_model(args.model, device);
-  if (!args.ensemble.empty()) {
-    // The model and the others, combined into one model that the attacks attack as a whole.
-    std::vector<Model> members = {loaded.model};
-    for (const auto& path : args.ensemble) members.push_back(load_model(path, device).model);
-    loaded.model = make_ensemble(members, parse_ensemble_mode(args.ensemble_mode));
-  }
-  const auto data = load_data(args.data, args.split == "train" ? Split::Train : Split::Test);
-  if (!attacks.empty()) {
-    std::unique_ptr<Progress> progress;
-    const auto robustness = evaluate(
-        loaded.model, data, attacks, args.attack.epsilons,
-        EvaluationOptions().batch_size(args.batch_size).early_stop(!args.no_early_stop),
-        [&](const std::string& attack, double eps, int64_t done, int64_t total) {
-          if (done == 1) {
-            progress = std::make_unique<Progress>(fmt::format("{} eps {:.4g}", attack, eps),
-                                                  total, global.quiet);
-          }
-          progress->update(done, fmt::format("batch {}/{}", done, total));
-          if (done == total) progress->finish(fmt::format("{} batches", total));
-        });
-    fmt::print("Bulwark robustness report\n");
-    fmt::print("  model     {} ({})\n", args.model, loaded.model.name());
-    fmt::print("  data      {} ({} samples)\n", data.name, data.size());
-    fmt::print("  clean accuracy {:.2f}%, {:.1f}s in all\n", 100 * robustness.clean_accuracy,
-               robustness.seconds);
-    print_robustness(robustness);
-    if (!args.report.empty()) write_report(robustness, args.report);
-    if (!args.markdown.empty()) write_report(robustness, args.markdown);
-    if (!args.grid.empty()) {
-      // The last attack at the largest budget, on the first eight samples.
-      const auto eps = *std::max_element(args.attack.epsilons.begin(), args.attack.epsilons.end());
-      auto attack = attacks.back()->with_budget(eps, false);
-      const auto shown = data.head(8);
-      const auto x = shown.images.to(device);
-      const auto result = attack->run(loaded.model, x, shown.labels.to(device));
-      write_image_grid(args.grid, x, result.adversarial, predict(loaded.model, x),
-                       predict(loaded.model, result.adversarial), shown.labels);
-      spdlog::info("wrote {} ({} at eps {})", args.grid, attack->name(), eps);
-    }
-    return;
-  }
-  if (!args.markdown.empty() || !args.grid.empty()) {
-    throw Error("--markdown and --grid need --attacks (the clean-only report is JSON)");
-  }
-  const auto report = clean_accuracy(loaded.model, data, args.batch_size);
-
-  fmt::print("Bulwark robustness report\n");
-  fmt::print("  model     {} ({})\n", args.model, loaded.model.name());
-  fmt::print("  data      {} ({} samples)\n", data.name, data.size());
-  fmt::print("  device    {}, {} threads\n", device.str(), at::get_num_threads());
-  print_accuracy("  clean accuracy", report);
-  fmt::print("  per class");
-  for (size_t c = 0; c < report.per_class_accuracy.size(); ++c) {
-    fmt::print(" {}:{:.1f}%", c, 100 * report.per_class_accuracy[c]);
-  }
-  fmt::print("\n");
-
-  if (!args.report.empty()) {
-    nlohmann::json j = {{"model", args.model},
-                        {"model_name", loaded.model.name()},
-                        {"data", data.name},
-                        {"samples", data.size()},
-                        {"clean_accuracy", report.accuracy},
-                        {"correct", report.correct},
-                        {"per_class_accuracy", report.per_class_accuracy},
-                        {"seconds", report.seconds},
-                        {"samples_per_second", report.samples_per_second},
-                        {"device", device.str()},
-                        {"threads", at::get_num_threads()},
-                        {"bulwark_version", BULWARK_VERSION_STRING}};
-    write_text_atomically(args.report, j.dump(2) + "\n");
-    spdlog::info("wrote {}", args.report);
-  }
-}
-
 }  // namespace
-
-Command add_info_command(CLI::App& app, const GlobalOptions& global) {
-  auto* cmd = app.add_subcommand("info", "Print the LibTorch version, CUDA support and threads");
-  return {cmd, [&global] { run_info(global); }};
-}
 
 Command add_train_command(CLI::App& app, const GlobalOptions& global) {
   auto args = std::make_shared<TrainArgs>();
@@ -367,44 +220,45 @@ Command add_train_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--arch", args->arch, "Architecture")
       ->check(CLI::IsMember(model_architectures()));
   cmd->add_option("--out", args->out, "Where to write the trained model")->required();
-  cmd->add_option("--epochs", args->epochs, "Epochs")->check(CLI::PositiveNumber);
-  cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--epochs", args->epochs, "Epochs")->check(positive<int64_t>());
+  cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(positive<int64_t>());
   cmd->add_option("--optimizer", args->optimizer, "Optimizer")
       ->check(CLI::IsMember({"sgd", "adam"}));
-  cmd->add_option("--lr", args->learning_rate, "Learning rate")->check(CLI::PositiveNumber);
-  cmd->add_option("--momentum", args->momentum, "SGD momentum")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--lr", args->learning_rate, "Learning rate")->check(positive<double>());
+  cmd->add_option("--momentum", args->momentum, "SGD momentum")->check(non_negative<double>());
   cmd->add_option("--weight-decay", args->weight_decay, "Weight decay")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<double>());
   cmd->add_option("--strategy", args->strategy, "Training strategy")
       ->check(CLI::IsMember({"standard", "pgd-at", "trades", "mart", "fast-at", "gaussian"}));
   cmd->add_option("--eps", args->eps,
                   "Budget (L-inf) of adversarial training and of the per-epoch robust accuracy")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<double>());
   cmd->add_option("--attack-steps", args->attack_steps,
                   "PGD steps of pgd-at, trades and mart (fast-at takes one)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--attack-step-size", args->attack_step_size,
                   "PGD step size (0: 2.5 eps / steps; fast-at: 1.25 eps)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--beta", args->beta, "TRADES beta / MART lambda")->check(CLI::NonNegativeNumber);
+      ->check(non_negative<double>());
+  cmd->add_option("--beta", args->beta, "TRADES beta / MART lambda")->check(non_negative<double>());
   cmd->add_option("--sigma", args->sigma,
                   "Noise level of --strategy gaussian (the base model of `bulwark certify`)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<double>());
   cmd->add_option("--warmup-epochs", args->warmup_epochs,
                   "Raise eps linearly from 0 over these epochs")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<int64_t>());
   cmd->add_option("--schedule", args->schedule, "Learning-rate schedule")
       ->check(CLI::IsMember({"constant", "cosine", "multistep", "one-cycle"}));
   cmd->add_option("--milestones", args->milestones,
                   "multistep: epochs (0-based) where the rate drops (default: 50% and 75%)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(non_negative<int64_t>());
   cmd->add_option("--gamma", args->gamma, "multistep: the factor at each milestone")
-      ->check(CLI::Range(1e-9, 1.0));
+      ->check(in_interval(0.0, 1.0, Ends::OpenLow));
   cmd->add_option("--validation-samples", args->validation_samples,
                   "Test images measured after each epoch (clean and PGD robust accuracy)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<int64_t>());
   cmd->add_option("--eval-steps", args->eval_steps, "PGD steps of the per-epoch robust accuracy")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<int64_t>());
   cmd->add_option("--checkpoint", args->checkpoint,
                   "Checkpoint written after every epoch (default: <out>.ckpt)");
   cmd->add_flag("--resume", args->resume, "Continue from --checkpoint if it exists");
@@ -417,51 +271,27 @@ Command add_train_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--target-epsilon", args->target_epsilon,
                   "DP: calibrate the noise so that all epochs spend this epsilon (0: use "
                   "--noise-multiplier)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<double>());
   cmd->add_option("--noise-multiplier", args->noise_multiplier,
                   "DP: noise standard deviation over the clipping norm (without --target-epsilon)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<double>());
   cmd->add_option("--delta", args->delta, "DP: delta of the reported epsilon")
-      ->check(CLI::Range(1e-300, 1.0));
+      ->check(in_interval(0.0, 1.0, Ends::Open));
   cmd->add_option("--max-grad-norm", args->max_grad_norm, "DP: per-sample clipping norm C")
-      ->check(CLI::PositiveNumber);
+      ->check(positive<double>());
   cmd->add_option("--clipping", args->clipping, "DP: clip the whole gradient or each layer")
       ->check(CLI::IsMember({"flat", "per-layer"}));
   cmd->add_option("--physical-batch-size", args->physical_batch_size,
                   "DP: rows per forward/backward pass (0: the whole batch; memory only)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<int64_t>());
   cmd->add_option("--accountant", args->accountant, "DP: privacy accountant")
       ->check(CLI::IsMember({"rdp", "prv"}));
   cmd->add_option("--epsilon-budget", args->epsilon_budget,
                   "DP: stop before a step would spend more than this epsilon (0: none)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative<double>());
   cmd->add_flag("--secure-rng", args->secure_rng,
                 "DP: draw the noise from the OS's cryptographic source (not reproducible)");
   return {cmd, [&global, args] { run_train(global, *args); }};
-}
-
-Command add_evaluate_command(CLI::App& app, const GlobalOptions& global) {
-  auto args = std::make_shared<EvaluateArgs>();
-  auto* cmd = app.add_subcommand(
-      "evaluate", "Evaluate a model (Bulwark checkpoint or TorchScript file) on a data set");
-  add_data_options(cmd, args->data);
-  cmd->add_option("--model", args->model, "Model file")->required();
-  cmd->add_option("--split", args->split, "Which split")->check(CLI::IsMember({"test", "train"}));
-  cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(CLI::PositiveNumber);
-  cmd->add_option("--report", args->report, "Write the report as JSON to this file");
-  cmd->add_option("--markdown", args->markdown, "Write the report as Markdown to this file");
-  cmd->add_option("--grid", args->grid,
-                  "Write a PNG of 8 clean and adversarial images with predictions (last attack, "
-                  "largest eps)");
-  add_attack_options(cmd, args->attack);
-  cmd->add_option("--ensemble", args->ensemble,
-                  "More model files: evaluate the ensemble of --model and these (comma-separated)")
-      ->delimiter(',');
-  cmd->add_option("--ensemble-mode", args->ensemble_mode, "How the ensemble combines its members")
-      ->check(CLI::IsMember({"mean-logits", "mean-probabilities", "vote"}));
-  cmd->add_flag("--no-early-stop", args->no_early_stop,
-                "Run every attack step on every sample (default: stop on fooled samples)");
-  return {cmd, [&global, args] { run_evaluate(global, *args); }};
 }
 
 }  // namespace bulwark::cli

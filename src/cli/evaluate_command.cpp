@@ -1,0 +1,160 @@
+// `bulwark evaluate`: clean accuracy, or robustness against a list of attacks and budgets, of a
+// model or an ensemble, as text, JSON, Markdown and an image grid.
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "bulwark/bulwark.h"
+#include "cli/cli_common.h"
+#include "cli/progress.h"
+#include "cli/validators.h"
+#include "cli/sealed_options.h"
+
+namespace bulwark::cli {
+namespace {
+
+struct EvaluateArgs {
+  DataOptions data;
+  std::string model;
+  SealedArgs sealed;
+  std::string split = "test";
+  std::string report;
+  std::string markdown;
+  std::string grid;
+  int64_t batch_size = 500;
+  AttackArgs attack;
+  bool no_early_stop = false;
+  std::vector<std::string> ensemble;
+  std::string ensemble_mode = "mean-logits";
+};
+
+void print_robustness(const RobustnessReport& report) {
+  fmt::print("  {:<6} {:<5} {:>8} {:>16} {:>15} {:>10}\n", "attack", "norm", "eps",
+             "robust accuracy", "attack success", "samples/s");
+  for (const auto& r : report.results) {
+    fmt::print("  {:<6} {:<5} {:>8.4g} {:>15.2f}% {:>14.2f}% {:>10.0f}\n", r.attack, r.norm, r.eps,
+               100 * r.robust_accuracy, 100 * r.attack_success_rate, r.samples_per_second);
+  }
+  for (const auto& w : report.worst_case) {
+    fmt::print("  worst case over all attacks at eps {:.4g}: {:.2f}% robust\n", w.eps,
+               100 * w.robust_accuracy);
+  }
+  for (const auto& w : report.warnings) fmt::print("  WARNING: {}\n", w);
+}
+
+void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
+  if (!args.report.empty()) check_output_path("--report", args.report);
+  if (!args.markdown.empty()) check_output_path("--markdown", args.markdown);
+  if (!args.grid.empty()) check_output_path("--grid", args.grid);
+  const auto device = resolve_device(global);
+  const auto attacks = make_attacks(args.attack, global.seed);
+  auto loaded = load_model(args.model, device, unseal_options(args.sealed));
+  if (!args.ensemble.empty()) {
+    // The model and the others, combined into one model that the attacks attack as a whole.
+    std::vector<Model> members = {loaded.model};
+    for (const auto& path : args.ensemble) {
+      members.push_back(load_model(path, device, unseal_options(args.sealed)).model);
+    }
+    loaded.model = make_ensemble(members, parse_ensemble_mode(args.ensemble_mode));
+  }
+  const auto data = load_data(args.data, args.split == "train" ? Split::Train : Split::Test);
+  if (!attacks.empty()) {
+    std::unique_ptr<Progress> progress;
+    const auto robustness = evaluate(
+        loaded.model, data, attacks, args.attack.epsilons,
+        EvaluationOptions().batch_size(args.batch_size).early_stop(!args.no_early_stop),
+        [&](const std::string& attack, double eps, int64_t done, int64_t total) {
+          if (done == 1) {
+            progress = std::make_unique<Progress>(fmt::format("{} eps {:.4g}", attack, eps),
+                                                  total, global.quiet);
+          }
+          progress->update(done, fmt::format("batch {}/{}", done, total));
+          if (done == total) progress->finish(fmt::format("{} batches", total));
+        });
+    fmt::print("Bulwark robustness report\n");
+    fmt::print("  model     {} ({})\n", args.model, loaded.model.name());
+    fmt::print("  data      {} ({} samples)\n", data.name, data.size());
+    fmt::print("  clean accuracy {:.2f}%, {:.1f}s in all\n", 100 * robustness.clean_accuracy,
+               robustness.seconds);
+    print_robustness(robustness);
+    if (!args.report.empty()) write_report(robustness, args.report);
+    if (!args.markdown.empty()) write_report(robustness, args.markdown);
+    if (!args.grid.empty()) {
+      // The last attack at the largest budget, on the first eight samples.
+      const auto eps = *std::max_element(args.attack.epsilons.begin(), args.attack.epsilons.end());
+      auto attack = attacks.back()->with_budget(eps, false);
+      const auto shown = data.head(8);
+      const auto x = shown.images.to(device);
+      const auto result = attack->run(loaded.model, x, shown.labels.to(device));
+      write_image_grid(args.grid, x, result.adversarial, predict(loaded.model, x),
+                       predict(loaded.model, result.adversarial), shown.labels);
+      spdlog::info("wrote {} ({} at eps {})", args.grid, attack->name(), eps);
+    }
+    return;
+  }
+  if (!args.markdown.empty() || !args.grid.empty()) {
+    throw Error("--markdown and --grid need --attacks (the clean-only report is JSON)");
+  }
+  const auto report = clean_accuracy(loaded.model, data, args.batch_size);
+
+  fmt::print("Bulwark robustness report\n");
+  fmt::print("  model     {} ({})\n", args.model, loaded.model.name());
+  fmt::print("  data      {} ({} samples)\n", data.name, data.size());
+  fmt::print("  device    {}, {} threads\n", device.str(), at::get_num_threads());
+  print_accuracy("  clean accuracy", report);
+  fmt::print("  per class");
+  for (size_t c = 0; c < report.per_class_accuracy.size(); ++c) {
+    fmt::print(" {}:{:.1f}%", c, 100 * report.per_class_accuracy[c]);
+  }
+  fmt::print("\n");
+
+  if (!args.report.empty()) {
+    nlohmann::json j = {{"model", args.model},
+                        {"model_name", loaded.model.name()},
+                        {"data", data.name},
+                        {"samples", data.size()},
+                        {"clean_accuracy", report.accuracy},
+                        {"correct", report.correct},
+                        {"per_class_accuracy", report.per_class_accuracy},
+                        {"seconds", report.seconds},
+                        {"samples_per_second", report.samples_per_second},
+                        {"device", device.str()},
+                        {"threads", at::get_num_threads()},
+                        {"bulwark_version", BULWARK_VERSION_STRING}};
+    write_text_atomically(args.report, j.dump(2) + "\n");
+    spdlog::info("wrote {}", args.report);
+  }
+}
+
+}  // namespace
+
+Command add_evaluate_command(CLI::App& app, const GlobalOptions& global) {
+  auto args = std::make_shared<EvaluateArgs>();
+  auto* cmd = app.add_subcommand(
+      "evaluate", "Evaluate a model (Bulwark checkpoint or TorchScript file) on a data set");
+  add_data_options(cmd, args->data);
+  cmd->add_option("--model", args->model, "Model file")->required();
+  add_sealed_options(cmd, args->sealed);
+  cmd->add_option("--split", args->split, "Which split")->check(CLI::IsMember({"test", "train"}));
+  cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(positive<int64_t>());
+  cmd->add_option("--report", args->report, "Write the report as JSON to this file");
+  cmd->add_option("--markdown", args->markdown, "Write the report as Markdown to this file");
+  cmd->add_option("--grid", args->grid,
+                  "Write a PNG of 8 clean and adversarial images with predictions (last attack, "
+                  "largest eps)");
+  add_attack_options(cmd, args->attack);
+  cmd->add_option("--ensemble", args->ensemble,
+                  "More model files: evaluate the ensemble of --model and these (comma-separated)")
+      ->delimiter(',');
+  cmd->add_option("--ensemble-mode", args->ensemble_mode, "How the ensemble combines its members")
+      ->check(CLI::IsMember({"mean-logits", "mean-probabilities", "vote"}));
+  cmd->add_flag("--no-early-stop", args->no_early_stop,
+                "Run every attack step on every sample (default: stop on fooled samples)");
+  return {cmd, [&global, args] { run_evaluate(global, *args); }};
+}
+
+}  // namespace bulwark::cli
