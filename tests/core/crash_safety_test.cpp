@@ -38,9 +38,9 @@ ModelSpec writer_spec() {
 }
 
 // Version v of each file: every weight equals v, the report says v, every pixel is v / 255.
-void write_version(const fs::path& dir, int64_t v) {
+// The model is made once by the caller: a writer then spends its time writing.
+void write_version(const fs::path& dir, int64_t v, Model& model) {
   const auto spec = writer_spec();
-  auto model = make_model(spec);
   {
     torch::NoGradGuard no_grad;
     for (auto& p : model.parameters()) p.fill_(static_cast<double>(v));
@@ -85,8 +85,11 @@ TEST(CrashSafetyChild, DISABLED_WritesUntilKilled) {
   const char* dir = std::getenv(kChildDirVariable);
   if (dir == nullptr) GTEST_SKIP() << "runs only as the crash-safety test's child";
   const char* start = std::getenv("BULWARK_CRASH_WRITER_START");
+  auto model = make_model(writer_spec());
+  int64_t v = start != nullptr ? std::atoll(start) : 1;
+  write_version(dir, v++, model);  // warm: the random kill below lands among writes
   std::ofstream(fs::path(dir) / "writer-started").put('1');
-  for (int64_t v = start != nullptr ? std::atoll(start) : 1;; ++v) write_version(dir, v);
+  for (;; ++v) write_version(dir, v, model);
 }
 
 class CrashSafetyTest : public testing::SeededTest {
@@ -95,9 +98,11 @@ class CrashSafetyTest : public testing::SeededTest {
 };
 
 TEST_F(CrashSafetyTest, KilledWritersNeverLeaveADamagedFileNorATemporaryAfterTheNextWrite) {
-  write_version(dir_.path(), 0);
+  auto model = make_model(writer_spec());
+  write_version(dir_.path(), 0, model);
   std::mt19937 rng(7);
   std::uniform_int_distribution<int> delay_ms(0, 150);
+  std::uniform_int_distribution<int> delay_us(0, 1000);
   int kills_mid_write = 0;
   int64_t next = 1;
   constexpr int kKills = 20;
@@ -127,7 +132,16 @@ TEST_F(CrashSafetyTest, KilledWritersNeverLeaveADamagedFileNorATemporaryAfterThe
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     ASSERT_TRUE(fs::exists(started)) << "the writer did not start within 30 s";
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+    if (kill % 2 == 0) {
+      // At a random moment.
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+    } else {
+      // At a random point soon after a temporary file appears: inside a write.
+      for (int i = 0; i < 100000 && temporaries(dir_.path()).empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
+    }
     ::kill(child, SIGKILL);
     int status = 0;
     ASSERT_EQ(::waitpid(child, &status, 0), child);
@@ -137,19 +151,20 @@ TEST_F(CrashSafetyTest, KilledWritersNeverLeaveADamagedFileNorATemporaryAfterThe
     // Every file is whole and holds a version that was completely written.
     const auto versions = read_versions(dir_.path());
     fs::remove(started);
-    EXPECT_GE(versions[0], next - 1);  // the last version written before, or a newer one
+    // The last version written before, or a newer one (the child's first write is `next`).
+    EXPECT_GE(versions[0], next - 1);
     EXPECT_GE(versions[1], next - 1);
     if (!temporaries(dir_.path()).empty()) ++kills_mid_write;
     next = std::max({versions[0], versions[1], next}) + 1;
 
     // The next successful write removes what the killed writer left.
-    write_version(dir_.path(), next);
+    write_version(dir_.path(), next, model);
     EXPECT_EQ(read_versions(dir_.path()), (std::array<int64_t, 3>{next, next, next % 256}));
     const auto left = temporaries(dir_.path());
     EXPECT_TRUE(left.empty()) << left.front();
     ++next;
   }
-  // Most kills land in a write (the writer does nothing else); the test is void if none did.
+  // Half the kills wait for a write to begin; the test is void if too few landed in one.
   std::cout << kills_mid_write << " of " << kKills << " kills left a temporary file\n";
   EXPECT_GE(kills_mid_write, kKills / 4);
 }
