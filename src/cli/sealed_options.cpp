@@ -42,10 +42,14 @@ UnsealOptions unseal_options(const SealedArgs& args) {
   UnsealOptions options;
   if (!args.key_file.empty()) options.key(SecretKey::read(args.key_file));
   options.passphrase(read_passphrase(args.passphrase_file));
-  std::vector<PublicKey> trusted;
-  for (const auto& path : args.trust) trusted.push_back(PublicKey::read(path));
-  options.trusted_keys(std::move(trusted));
+  options.trusted_keys(read_trusted_keys(args.trust));
   return options;
+}
+
+std::vector<PublicKey> read_trusted_keys(const std::vector<std::string>& paths) {
+  std::vector<PublicKey> keys;
+  for (const auto& path : paths) keys.push_back(PublicKey::read(path));
+  return keys;
 }
 
 }  // namespace bulwark::cli

@@ -24,6 +24,9 @@ void add_sealed_options(CLI::App* cmd, SealedArgs& args);
 /// @throws Error when a named file cannot be read or is no key.
 UnsealOptions unseal_options(const SealedArgs& args);
 
+/// The public keys of --trust. @throws Error when one cannot be read or is no public key.
+std::vector<PublicKey> read_trusted_keys(const std::vector<std::string>& paths);
+
 /// The passphrase from --passphrase-file (its first line), else from BULWARK_PASSPHRASE, else
 /// empty. @throws Error when the file cannot be read or holds an empty first line.
 std::string read_passphrase(const std::string& passphrase_file);

@@ -119,11 +119,9 @@ struct VerifyArgs {
 
 void run_verify(const VerifyArgs& args) {
   BULWARK_CHECK(is_sealed_file(args.in), "'{}' is not a sealed file: nothing to verify", args.in);
-  std::vector<PublicKey> trusted;
-  for (const auto& path : args.trust) trusted.push_back(PublicKey::read(path));
   // The structure, the signature and the signer against the trusted keys (whole keys, not
   // ids); no decryption.
-  const auto info = inspect_sealed_file(args.in, trusted);
+  const auto info = inspect_sealed_file(args.in, read_trusted_keys(args.trust));
   fmt::print("{}: valid signature by trusted key {}; {}\n", args.in, info.signer_id,
              describe(info));
 }

@@ -26,28 +26,20 @@ void ensure_sodium() {
   BULWARK_CHECK(status >= 0, "libsodium could not be initialised");
 }
 
-std::vector<uint8_t> read_file_bytes(const fs::path& path, size_t max_bytes, const char* what) {
-  BULWARK_CHECK(fs::is_regular_file(path), "{}: '{}' does not exist or is not a file", what,
+std::string read_file(const fs::path& path, size_t max_bytes, const char* what) {
+  std::error_code ec;
+  BULWARK_CHECK(fs::is_regular_file(path, ec), "{}: '{}' does not exist or is not a file", what,
                 path.string());
+  const auto size = fs::file_size(path, ec);
+  BULWARK_CHECK(!ec, "{}: cannot read the size of '{}': {}", what, path.string(), ec.message());
+  BULWARK_CHECK(size <= max_bytes, "{}: '{}' is longer than {} bytes", what, path.string(),
+                max_bytes);
   std::ifstream in(path, std::ios::binary);
   BULWARK_CHECK(in.good(), "{}: cannot open '{}': {}", what, path.string(), std::strerror(errno));
-  std::vector<uint8_t> bytes;
-  constexpr size_t kBlock = size_t{1} << 20;
-  while (true) {
-    const size_t old = bytes.size();
-    BULWARK_CHECK(old <= max_bytes, "{}: '{}' is longer than {} bytes", what, path.string(),
-                  max_bytes);
-    bytes.resize(old + std::min(kBlock, max_bytes + 1 - old));
-    in.read(reinterpret_cast<char*>(bytes.data() + old),
-            static_cast<std::streamsize>(bytes.size() - old));
-    const auto got = static_cast<size_t>(in.gcount());
-    bytes.resize(old + got);
-    if (in.eof()) break;
-    BULWARK_CHECK(in.good(), "{}: reading '{}' failed: {}", what, path.string(),
-                  std::strerror(errno));
-  }
-  BULWARK_CHECK(bytes.size() <= max_bytes, "{}: '{}' is longer than {} bytes", what,
-                path.string(), max_bytes);
+  std::string bytes(size, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  BULWARK_CHECK(static_cast<uintmax_t>(in.gcount()) == size && in.peek() == EOF,
+                "{}: '{}' changed while it was read", what, path.string());
   return bytes;
 }
 
@@ -101,31 +93,27 @@ std::array<uint8_t, N> exact_bytes(std::span<const uint8_t> bytes, const char* w
 constexpr std::string_view kPublicTag = "BLWKPUB1";
 constexpr std::string_view kSigningTag = "BLWKSGN1";
 
+// A key file of `size` key bytes after `tag`.
+bool is_key_file(std::string_view bytes, std::string_view tag, size_t size) {
+  return bytes.size() == tag.size() + size && bytes.starts_with(tag);
+}
+
 template <size_t N>
 std::array<uint8_t, N> read_key_file(const fs::path& path, const char* what, const char* kind,
                                      std::string_view tag = {}) {
-  auto bytes = detail::read_file_bytes(path, 4096, what);
-  // (An empty tag has no data pointer, which memcmp must not be given: UBSan's finding.)
-  const bool tagged = tag.empty() || (bytes.size() >= tag.size() &&
-                                      std::memcmp(bytes.data(), tag.data(), tag.size()) == 0);
-  const bool right = tagged && bytes.size() == tag.size() + N;
-  if (!right) {
-    const bool public_key = bytes.size() == kPublicTag.size() + PublicKey::kSize &&
-                            std::memcmp(bytes.data(), kPublicTag.data(), kPublicTag.size()) == 0;
-    const bool signing_key =
-        bytes.size() == kSigningTag.size() + SigningKey::kSize &&
-        std::memcmp(bytes.data(), kSigningTag.data(), kSigningTag.size()) == 0;
-    const bool secret_key = bytes.size() == SecretKey::kSize;
+  auto bytes = detail::read_file(path, 4096, what);
+  if (!is_key_file(bytes, tag, N)) {
+    const char* found = is_key_file(bytes, kPublicTag, PublicKey::kSize)    ? "a public key"
+                        : is_key_file(bytes, kSigningTag, SigningKey::kSize) ? "a signing key"
+                        : is_key_file(bytes, {}, SecretKey::kSize) ? "a secret (encryption) key"
+                                                                   : nullptr;
+    const auto size = bytes.size();
     sodium_memzero(bytes.data(), bytes.size());
-    const char* found = public_key    ? "a public key"
-                        : signing_key ? "a signing key"
-                        : secret_key  ? "a secret (encryption) key"
-                                      : nullptr;
     if (found != nullptr) {
       throw Error(fmt::format("{}: '{}' is {}, not {}", what, path.string(), found, kind));
     }
     throw Error(fmt::format("{}: '{}' is not {} file: expected {} bytes, got {}", what,
-                            path.string(), kind, tag.size() + N, bytes.size()));
+                            path.string(), kind, tag.size() + N, size));
   }
   std::array<uint8_t, N> out;
   std::memcpy(out.data(), bytes.data() + tag.size(), N);

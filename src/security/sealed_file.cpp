@@ -283,6 +283,7 @@ std::string seal(std::string_view content, const SealOptions& options) {
                 content.size(), kMaxContent);
   Header header;
   header.content_size = content.size();
+  std::array<uint8_t, kHeaderSize> serialized{};
   std::string body;
   if (with_key || with_passphrase) {
     header.cipher = kXChaCha20Poly1305;
@@ -311,7 +312,7 @@ std::string seal(std::string_view content, const SealOptions& options) {
     crypto_secretstream_xchacha20poly1305_init_push(&state, header.stream_header.data(),
                                                     key.data());
     sodium_memzero(key.data(), key.size());
-    const auto serialized = header.serialize();
+    serialized = header.serialize();  // complete now: the first chunk's additional data
     body.resize(header.body_size());
     auto* out = reinterpret_cast<uint8_t*>(body.data());
     const uint64_t chunks = header.chunks();
@@ -328,9 +329,9 @@ std::string seal(std::string_view content, const SealOptions& options) {
     }
     sodium_memzero(&state, sizeof(state));
   } else {
+    serialized = header.serialize();
     body.assign(content);
   }
-  const auto serialized = header.serialize();
   std::string file(reinterpret_cast<const char*>(serialized.data()), serialized.size());
   file += body;
   if (options.signing_key()) file += signature_block(file, *options.signing_key());
@@ -480,24 +481,6 @@ namespace {
 // memory.
 constexpr size_t kMaxFile = size_t{1} << 40;
 
-std::string read_all(const fs::path& path, const char* where) {
-  std::error_code ec;
-  BULWARK_CHECK(fs::is_regular_file(path, ec), "{}: '{}' does not exist or is not a file", where,
-                path.string());
-  const auto size = fs::file_size(path, ec);
-  BULWARK_CHECK(!ec && size <= kMaxFile, "{}: cannot read the size of '{}', or it is over {} bytes",
-                where, path.string(), kMaxFile);
-  std::ifstream in(path, std::ios::binary);
-  BULWARK_CHECK(in.good(), "{}: cannot open '{}'", where, path.string());
-  // Read straight into the string (no second copy of a large model); a file that changes
-  // length while it is read is refused.
-  std::string bytes(size, '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(size));
-  BULWARK_CHECK(static_cast<uintmax_t>(in.gcount()) == size && in.peek() == EOF,
-                "{}: '{}' changed while it was read", where, path.string());
-  return bytes;
-}
-
 void write_all(const fs::path& path, std::string_view bytes, fs::perms permissions) {
   detail::write_file_bytes(path, bytes_of(bytes), bytes.size(), permissions);
 }
@@ -518,33 +501,36 @@ auto naming(const fs::path& path, F&& f) {
 }  // namespace
 
 void seal_file(const fs::path& in, const fs::path& out, const SealOptions& options) {
-  auto content = read_all(in, "seal_file");
+  auto content = detail::read_file(in, kMaxFile, "seal_file");
   const auto sealed = seal(content, options);
   sodium_memzero(content.data(), content.size());
   write_all(out, sealed, kReadable);
 }
 
 void unseal_file(const fs::path& in, const fs::path& out, const UnsealOptions& options) {
-  auto content = naming(in, [&] { return unseal(read_all(in, "unseal_file"), options); });
+  auto content =
+      naming(in, [&] { return unseal(detail::read_file(in, kMaxFile, "unseal_file"), options); });
   // The plain model, readable by its owner only.
   write_all(out, content, kOwnerOnly);
   sodium_memzero(content.data(), content.size());
 }
 
 void sign_file(const fs::path& in, const fs::path& out, const SigningKey& key) {
-  const auto signed_bytes = naming(in, [&] { return sign(read_all(in, "sign_file"), key); });
+  const auto signed_bytes =
+      naming(in, [&] { return sign(detail::read_file(in, kMaxFile, "sign_file"), key); });
   write_all(out, signed_bytes, kReadable);
 }
 
 SealedFileInfo inspect_sealed_file(const fs::path& path,
                                    const std::vector<PublicKey>& trusted_keys) {
   return naming(path, [&] {
-    return inspect_sealed(read_all(path, "inspect_sealed_file"), trusted_keys);
+    return inspect_sealed(detail::read_file(path, kMaxFile, "inspect_sealed_file"),
+                          trusted_keys);
   });
 }
 
 std::string read_possibly_sealed(const fs::path& path, const UnsealOptions& options) {
-  auto bytes = read_all(path, "read_possibly_sealed");
+  auto bytes = detail::read_file(path, kMaxFile, "read_possibly_sealed");
   if (!is_sealed(bytes)) {
     BULWARK_CHECK(!options.require_sealed(),
                   "'{}' is not a sealed file, but a sealed file is required here (a key, a "

@@ -12,10 +12,10 @@ namespace bulwark::detail {
 /// Initialises libsodium once (thread-safe). @throws Error when it cannot start.
 void ensure_sodium();
 
-/// The whole file, refusing files longer than `max_bytes`.
+/// The whole file, read straight into one string (no second copy of a large model), refusing
+/// files longer than `max_bytes` and files that change length while they are read.
 /// @throws Error naming `what` and the path when it is missing, unreadable or too long.
-std::vector<uint8_t> read_file_bytes(const std::filesystem::path& path, size_t max_bytes,
-                                     const char* what);
+std::string read_file(const std::filesystem::path& path, size_t max_bytes, const char* what);
 
 /// Writes `bytes` atomically with the given permission bits (e.g. 0600 for secret keys).
 void write_file_bytes(const std::filesystem::path& path, const uint8_t* data, size_t size,

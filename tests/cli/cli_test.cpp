@@ -111,11 +111,6 @@ void write_toy_mnist(const testing::TempDir& dir) {
   }
 }
 
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
 TEST_F(CliTest, TrainsAndEvaluatesOnSmallData) {
   testing::TempDir dir;
   write_toy_mnist(dir);
@@ -133,7 +128,7 @@ TEST_F(CliTest, TrainsAndEvaluatesOnSmallData) {
               model.string() + " --report " + report.string());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("clean accuracy"), std::string::npos) << r.output;
-  const std::string json = read_text(report);
+  const std::string json = testing::read_file(report);
   EXPECT_NE(json.find("\"clean_accuracy\""), std::string::npos);
   EXPECT_NE(json.find("\"samples\": 200"), std::string::npos) << json;
 }
@@ -179,22 +174,22 @@ TEST_F(CliTest, AdversarialTrainingCheckpointsResumesAndRejectsBadCheckpoints) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(std::filesystem::exists(out));
   EXPECT_TRUE(std::filesystem::exists(checkpoint));
-  const auto history = read_text(dir / "history.json");
+  const auto history = testing::read_file(dir / "history.json");
   EXPECT_NE(history.find("\"validation_robust_accuracy\""), std::string::npos) << history;
   EXPECT_NE(history.find("\"strategy\": \"trades\""), std::string::npos) << history;
   // Two more epochs from the checkpoint.
   r = run_cli(common + " --epochs 3 --resume --report " + (dir / "history.json").string());
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(read_text(dir / "history.json").find("\"epoch\": 3"), std::string::npos);
+  EXPECT_NE(testing::read_file(dir / "history.json").find("\"epoch\": 3"), std::string::npos);
 
   // A checkpoint of another architecture, and a corrupt one: one line, nothing overwritten.
-  const auto before = read_text(checkpoint);
+  const auto before = testing::read_file(checkpoint);
   r = run_cli("train --quiet" + data + " --arch small-cnn --epochs 1 --resume --out " +
               (dir / "other.pt").string() + " --checkpoint " + checkpoint.string());
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_EQ(count_lines(r.output), 1u) << r.output;
   EXPECT_NE(r.output.find("another architecture"), std::string::npos) << r.output;
-  EXPECT_EQ(read_text(checkpoint), before);
+  EXPECT_EQ(testing::read_file(checkpoint), before);
   EXPECT_FALSE(std::filesystem::exists(dir / "other.pt"));
   testing::write_bytes(dir / "bad.ckpt", {0, 1, 2, 3});
   r = run_cli(base + " --epochs 2 --resume --checkpoint " + (dir / "bad.ckpt").string());
@@ -222,7 +217,7 @@ TEST_F(CliTest, PatchAndStickerWritePngsReportsAndGrids) {
   }
   const auto patch = read_png(dir / "patch-size0.1.png");
   EXPECT_EQ(patch.size(0), 1);
-  const auto report = read_text(dir / "patch.json");
+  const auto report = testing::read_file(dir / "patch.json");
   for (const auto* key : {"\"area_fraction\"", "\"baseline_success_rate\"", "\"range_factor\": 2.0",
                           "\"target\": 3", "\"shape\": \"circle\""}) {
     EXPECT_NE(report.find(key), std::string::npos) << key << " in " << report;
@@ -240,7 +235,7 @@ TEST_F(CliTest, PatchAndStickerWritePngsReportsAndGrids) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(std::filesystem::exists(dir / "sticker.png"));
   EXPECT_TRUE(std::filesystem::exists(dir / "sgrid.png"));
-  EXPECT_NE(read_text(dir / "sticker.json").find("\"mask_fraction\""), std::string::npos);
+  EXPECT_NE(testing::read_file(dir / "sticker.json").find("\"mask_fraction\""), std::string::npos);
 }
 
 TEST_F(CliTest, PatchAndStickerBadInputIsOneLineAndWritesNothing) {
@@ -280,12 +275,12 @@ TEST_F(CliTest, DetectAndCertifyWriteReportsAndRejectBadInput) {
                    (dir / "squeeze.json").string() + " --markdown " + (dir / "squeeze.md").string());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("adaptive-pgd"), std::string::npos) << r.output;
-  const auto json = read_text(dir / "squeeze.json");
+  const auto json = testing::read_file(dir / "squeeze.json");
   for (const auto* key : {"\"roc\"", "\"tpr_at_5_fpr\"", "\"threshold\"", "\"adaptive\": true",
                           "\"test_fpr\"", "\"detector\": \"feature-squeezing\""}) {
     EXPECT_NE(json.find(key), std::string::npos) << key << " in " << json;
   }
-  EXPECT_NE(read_text(dir / "squeeze.md").find("| fgsm |"), std::string::npos);
+  EXPECT_NE(testing::read_file(dir / "squeeze.md").find("| fgsm |"), std::string::npos);
 
   r = run_cli(common + " --detector learned --train-samples 100 --detector-epochs 2 --save-detector " +
               (dir / "detector.pt").string());
@@ -302,7 +297,7 @@ TEST_F(CliTest, DetectAndCertifyWriteReportsAndRejectBadInput) {
               " --report " + (dir / "certify.json").string() +
               " --markdown " + (dir / "certify.md").string());
   ASSERT_EQ(r.status, 0) << r.output;
-  const auto certify = read_text(dir / "certify.json");
+  const auto certify = testing::read_file(dir / "certify.json");
   EXPECT_NE(certify.find("\"certified_accuracy\""), std::string::npos) << certify;
   EXPECT_NE(certify.find("\"pa_lower\""), std::string::npos);
   EXPECT_NE(certify.find("\"accuracy_under_attack\""), std::string::npos) << certify;
@@ -341,7 +336,7 @@ TEST_F(CliTest, PrivateTrainingReportsEpsilonAndAuditPrivacyWritesReports) {
                    "--validation-samples 0 --eps 0 --out " + model.string() + " --report " +
                    (dir / "train.json").string());
   ASSERT_EQ(r.status, 0) << r.output;
-  const auto history = nlohmann::json::parse(read_text(dir / "train.json"));
+  const auto history = nlohmann::json::parse(testing::read_file(dir / "train.json"));
   const auto& privacy = history.at("privacy");
   EXPECT_LE(privacy.at("epsilon").get<double>(), 3.0);
   EXPECT_GT(privacy.at("epsilon").get<double>(), 2.9);
@@ -355,10 +350,10 @@ TEST_F(CliTest, PrivateTrainingReportsEpsilonAndAuditPrivacyWritesReports) {
               (dir / "audit.json").string() + " --markdown " + (dir / "audit.md").string());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("lira-offline"), std::string::npos) << r.output;
-  const auto audit = nlohmann::json::parse(read_text(dir / "audit.json"));
+  const auto audit = nlohmann::json::parse(testing::read_file(dir / "audit.json"));
   EXPECT_EQ(audit.at("members").get<int64_t>(), 50);
   EXPECT_EQ(audit.at("attacks").size(), 2u);
-  EXPECT_NE(read_text(dir / "audit.md").find("| loss-threshold |"), std::string::npos);
+  EXPECT_NE(testing::read_file(dir / "audit.md").find("| loss-threshold |"), std::string::npos);
 
   // Bad input: one line, non-zero status, nothing written.
   for (const auto& args :

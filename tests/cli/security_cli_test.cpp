@@ -2,7 +2,6 @@
 #include <stdlib.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "bulwark/models/model_zoo.h"
 #include "bulwark/security/sealed_file.h"
@@ -15,13 +14,6 @@ namespace {
 namespace fs = std::filesystem;
 using testing::count_lines;
 using testing::run_cli;
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 class SecurityCliTest : public testing::SeededTest {
  protected:
@@ -82,7 +74,7 @@ TEST_F(SecurityCliTest, SealVerifyUseAndUnseal) {
   r = run_cli("unseal --quiet --in " + p("model.sealed") + " --out " + p("back.pt") +
               " --key-file " + p("model.key") + " --trust " + p("release.pub"));
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(slurp(dir_ / "back.pt"), slurp(dir_ / "model.pt"));
+  EXPECT_EQ(testing::read_file(dir_ / "back.pt"), testing::read_file(dir_ / "model.pt"));
 }
 
 TEST_F(SecurityCliTest, SignPassphraseAndRefusalsWriteNothing) {
@@ -99,10 +91,10 @@ TEST_F(SecurityCliTest, SignPassphraseAndRefusalsWriteNothing) {
   r = run_cli("unseal --quiet --in " + p("pass.sealed") + " --out " + p("pass.pt") +
               " --passphrase-file " + p("pass.txt"));
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(slurp(dir_ / "pass.pt"), slurp(dir_ / "model.pt"));
+  EXPECT_EQ(testing::read_file(dir_ / "pass.pt"), testing::read_file(dir_ / "model.pt"));
 
   // Refusals: one line, exit 1, no output file.
-  auto tampered = slurp(dir_ / "pass.sealed");
+  auto tampered = testing::read_file(dir_ / "pass.sealed");
   tampered[tampered.size() / 2] ^= 0x10;
   std::ofstream(dir_ / "tampered.sealed", std::ios::binary) << tampered;
   std::ofstream(dir_ / "wrong.txt") << "wrong horse\n";

@@ -1,7 +1,6 @@
 #include "bulwark/core/files.h"
 
 #include <fstream>
-#include <sstream>
 
 #include "data/data_test_util.h"
 #include "test_util.h"
@@ -9,13 +8,6 @@
 namespace bulwark {
 namespace {
 namespace fs = std::filesystem;
-
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 class FilesTest : public testing::SeededTest {
  protected:
@@ -26,9 +18,9 @@ class FilesTest : public testing::SeededTest {
 TEST_F(FilesTest, WritesAndReplaces) {
   const auto path = dir_ / "report.json";
   write_text_atomically(path, "first");
-  EXPECT_EQ(read_all(path), "first");
+  EXPECT_EQ(testing::read_file(path), "first");
   write_text_atomically(path, "second");
-  EXPECT_EQ(read_all(path), "second");
+  EXPECT_EQ(testing::read_file(path), "second");
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
 }
 
@@ -41,7 +33,7 @@ TEST_F(FilesTest, AFailingWriterLeavesTheOldFileAndNoTemporary) {
                                        throw std::runtime_error("disk on fire");
                                      }),
                std::runtime_error);
-  EXPECT_EQ(read_all(path), "good");
+  EXPECT_EQ(testing::read_file(path), "good");
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
 }
 

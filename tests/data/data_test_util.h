@@ -28,6 +28,12 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+/// The whole file as it is on disk.
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 inline void write_bytes(const std::filesystem::path& path, const std::vector<uint8_t>& bytes,
                         bool gzip = false) {
   if (gzip) {

@@ -6,7 +6,6 @@
 
 #include <array>
 #include <fstream>
-#include <sstream>
 
 #include "bulwark/models/model_zoo.h"
 #include "data/data_test_util.h"
@@ -25,13 +24,6 @@ std::string sample_content(size_t n = 100) {
 
 // The cheapest Argon2id cost libsodium allows: passphrase tests stay fast.
 PassphraseCost cheap() { return PassphraseCost().opslimit(1).memlimit(8192); }
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 class SealedFileTest : public testing::SeededTest {
  protected:
@@ -284,7 +276,7 @@ TEST_F(SealedModelTest, LoadModelOpensSealedCheckpointsAndTorchScriptInMemory) {
                        "not a sealed file");
   // Unsealing writes the original bytes back, atomically, readable by the owner only.
   unseal_file(dir_ / "sealed.pt", dir_ / "unsealed.pt", options);
-  EXPECT_EQ(slurp(dir_ / "unsealed.pt"), slurp(dir_ / "plain.pt"));
+  EXPECT_EQ(testing::read_file(dir_ / "unsealed.pt"), testing::read_file(dir_ / "plain.pt"));
   struct stat st {};
   ASSERT_EQ(::stat((dir_ / "unsealed.pt").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
