@@ -2,12 +2,16 @@
 /// @file
 /// The whole public API of Bulwark.
 
+#include "bulwark/attacks/apgd.h"
 #include "bulwark/attacks/attack.h"
+#include "bulwark/attacks/auto_attack.h"
 #include "bulwark/attacks/carlini_wagner.h"
 #include "bulwark/attacks/eot_evaluation.h"
+#include "bulwark/attacks/fab.h"
 #include "bulwark/attacks/fgsm.h"
 #include "bulwark/attacks/patch.h"
 #include "bulwark/attacks/pgd.h"
+#include "bulwark/attacks/square.h"
 #include "bulwark/attacks/sticker.h"
 #include "bulwark/config.h"
 #include "bulwark/core/error.h"

@@ -78,15 +78,19 @@ at::Tensor read_idx(const std::filesystem::path& path) {
                 path.string(), dims);
   std::vector<int64_t> shape(dims);
   int64_t count = 1;
+  // The product of the nonzero sizes: a zero size makes the data empty, but the shape must
+  // still be one a tensor can have (LibTorch refuses shapes whose product overflows).
+  int64_t extent = 1;
   for (int d = 0; d < dims; ++d) {
     std::array<uint8_t, 4> b{};
     reader.read_exact(b.data(), b.size(), "header");
     shape[d] = (int64_t{b[0]} << 24) | (int64_t{b[1]} << 16) | (int64_t{b[2]} << 8) | b[3];
     // 2^33 bytes is far beyond any IDX data set and keeps the product from overflowing.
-    BULWARK_CHECK(shape[d] <= (int64_t{1} << 33) / std::max<int64_t>(count, 1),
+    BULWARK_CHECK(shape[d] <= (int64_t{1} << 33) / extent,
                   "read_idx: '{}' declares an implausible size ({} in dimension {})",
                   path.string(), shape[d], d);
     count *= shape[d];
+    extent *= std::max<int64_t>(shape[d], 1);
   }
   // Grow the buffer as data arrives, so a lying header costs no more memory than the data
   // really present.

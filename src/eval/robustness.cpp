@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -35,7 +36,10 @@ double fraction(const at::Tensor& mask, int64_t total) {
 struct Outcome {
   at::Tensor fooled, linf, l2;
   int64_t gradient_evaluations = 0;
+  int64_t forward_evaluations = 0;
   double seconds = 0.0;
+  std::vector<AttackStage> stages;
+  std::vector<std::string> warnings;
 
   // Restricted to the budget `eps` of an attack that minimises the `norm` of its perturbation.
   Outcome within(double eps, Norm norm) const {
@@ -44,6 +48,22 @@ struct Outcome {
     return o;
   }
 };
+
+// Adds the per-component figures of one batch to the running totals (same components, same
+// order in every batch).
+void add_stages(std::vector<AttackStage>& total, const std::vector<AttackStage>& batch) {
+  if (total.empty()) {
+    total = batch;
+    return;
+  }
+  for (size_t i = 0; i < std::min(total.size(), batch.size()); ++i) {
+    total[i].attacked += batch[i].attacked;
+    total[i].fooled += batch[i].fooled;
+    total[i].gradient_evaluations += batch[i].gradient_evaluations;
+    total[i].forward_evaluations += batch[i].forward_evaluations;
+    total[i].seconds += batch[i].seconds;
+  }
+}
 
 // Runs `attack` on data[index] batch by batch.
 Outcome attack_samples(Model& model, Attack& attack, const Dataset& data, const at::Tensor& index,
@@ -63,6 +83,13 @@ Outcome attack_samples(Model& model, Attack& attack, const Dataset& data, const 
     linf.push_back(result.linf.cpu());
     l2.push_back(result.l2.cpu());
     outcome.gradient_evaluations += result.gradient_evaluations;
+    outcome.forward_evaluations += result.forward_evaluations;
+    add_stages(outcome.stages, result.stages);
+    for (const auto& w : result.warnings) {
+      if (std::find(outcome.warnings.begin(), outcome.warnings.end(), w) == outcome.warnings.end()) {
+        outcome.warnings.push_back(w);
+      }
+    }
     if (progress) progress(attack.name(), attack.eps(), b + 1, batches);
   }
   const auto empty = at::zeros({0}, at::kDouble);
@@ -77,6 +104,8 @@ Outcome attack_samples(Model& model, Attack& attack, const Dataset& data, const 
 void summarise(const Outcome& outcome, int64_t total, AttackEvaluation& eval) {
   const int64_t attacked = outcome.fooled.size(0);
   eval.gradient_evaluations = outcome.gradient_evaluations;
+  eval.forward_evaluations = outcome.forward_evaluations;
+  eval.stages = outcome.stages;
   eval.seconds = outcome.seconds;
   eval.samples_per_second = static_cast<double>(attacked) / std::max(eval.seconds, 1e-9);
   eval.attack_success_rate = fraction(outcome.fooled, attacked);
@@ -116,6 +145,23 @@ void check_monotone(const RobustnessReport& report, std::vector<std::string>& wa
             "not lose to its one-step version; suspect gradient masking or too small a step",
             pgd.norm, pgd.eps, pgd.robust_accuracy, fgsm.robust_accuracy));
       }
+    }
+  }
+}
+
+// AutoAttack's check: when Square, which only queries outputs, fools more than 0.2% of the
+// samples after the gradient attacks have run, their gradients are likely masked.
+void check_black_box_stage(const AttackEvaluation& eval, int64_t total,
+                           std::vector<std::string>& warnings) {
+  for (size_t i = 1; i < eval.stages.size(); ++i) {
+    const auto& stage = eval.stages[i];
+    const double lowered = static_cast<double>(stage.fooled) / static_cast<double>(std::max<int64_t>(total, 1));
+    if (stage.attack == "square" && lowered > 0.002) {
+      warnings.push_back(fmt::format(
+          "{} at {} eps {}: square, a black-box attack, lowered robust accuracy by {:.2f} points "
+          "after the gradient attacks: suspect gradient masking; the robust accuracy of the "
+          "gradient attacks alone is not trustworthy",
+          eval.attack, eval.norm, eval.eps, 100 * lowered));
     }
   }
 }
@@ -175,6 +221,13 @@ RobustnessReport evaluate(Model& model, const Dataset& data,
                                  progress);
       }
       summarise(outcome, data.size(), eval);
+      for (const auto& w : outcome.warnings) {
+        const auto text = fmt::format("{} at eps {}: {}", eval.attack, eps, w);
+        if (std::find(report.warnings.begin(), report.warnings.end(), text) == report.warnings.end()) {
+          report.warnings.push_back(text);
+        }
+      }
+      check_black_box_stage(eval, data.size(), report.warnings);
       const auto survived = outcome.fooled.logical_not();
       auto& survivors = survived_all[eps];
       survivors = survivors.defined() ? survivors.logical_and(survived) : survived;
@@ -223,6 +276,25 @@ RobustnessReport evaluate(Model& model, const Dataset& data,
   return report;
 }
 
+namespace {
+
+nlohmann::json stages_json(const std::vector<AttackStage>& stages) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : stages) {
+    out.push_back({{"attack", s.attack},
+                   {"attacked", s.attacked},
+                   {"fooled", s.fooled},
+                   {"gradient_evaluations", s.gradient_evaluations},
+                   {"forward_evaluations", s.forward_evaluations},
+                   {"forward_equivalents",
+                    forward_equivalents(s.gradient_evaluations, s.forward_evaluations)},
+                   {"seconds", s.seconds}});
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string to_json(const RobustnessReport& report) {
   nlohmann::json results = nlohmann::json::array();
   for (const auto& r : report.results) {
@@ -236,8 +308,12 @@ std::string to_json(const RobustnessReport& report) {
                        {"mean_l2", r.mean_l2},
                        {"max_l2", r.max_l2},
                        {"gradient_evaluations", r.gradient_evaluations},
+                       {"forward_evaluations", r.forward_evaluations},
+                       {"forward_equivalents",
+                        forward_equivalents(r.gradient_evaluations, r.forward_evaluations)},
                        {"seconds", r.seconds},
-                       {"samples_per_second", r.samples_per_second}});
+                       {"samples_per_second", r.samples_per_second},
+                       {"stages", stages_json(r.stages)}});
   }
   nlohmann::json worst = nlohmann::json::array();
   for (const auto& w : report.worst_case) {
@@ -265,6 +341,18 @@ std::string to_markdown(const RobustnessReport& report) {
     out += fmt::format("| {} | {} | {} | {:.2f}% | {:.2f}% | {:.4f} | {:.4f} | {:.0f} |\n",
                        r.attack, r.norm, r.eps, 100 * r.robust_accuracy,
                        100 * r.attack_success_rate, r.mean_linf, r.mean_l2, r.samples_per_second);
+  }
+  for (const auto& r : report.results) {
+    if (r.stages.empty()) continue;
+    out += fmt::format(
+        "\n{} ({}, eps {}), by component:\n\n| component | attacked | fooled | forward "
+        "equivalents | seconds |\n|---|---|---|---|---|\n",
+        r.attack, r.norm, r.eps);
+    for (const auto& s : r.stages) {
+      out += fmt::format("| {} | {} | {} | {} | {:.1f} |\n", s.attack, s.attacked, s.fooled,
+                         forward_equivalents(s.gradient_evaluations, s.forward_evaluations),
+                         s.seconds);
+    }
   }
   out += "\n| eps | worst-case robust accuracy | attacks |\n|---|---|---|\n";
   for (const auto& w : report.worst_case) {

@@ -9,20 +9,9 @@
 namespace bulwark {
 namespace {
 
+using testing::expect_valid;
 using testing::LinearModel;
 class PGDTest : public testing::SeededTest {};
-
-// Asserts every invariant an attack result must satisfy.
-void expect_valid(const AttackResult& r, const at::Tensor& x, double eps, Norm norm) {
-  ASSERT_EQ(r.adversarial.sizes(), x.sizes());
-  EXPECT_GE(r.adversarial.min().item<double>(), 0.0);
-  EXPECT_LE(r.adversarial.max().item<double>(), 1.0);
-  const auto delta = (r.adversarial - x).to(torch::kDouble);
-  EXPECT_LE(per_sample_norm(delta, norm).max().item<double>(), eps * (1 + 1e-6) + 1e-7);
-  EXPECT_TRUE(torch::allclose(r.linf, per_sample_norm(delta, Norm::Linf)));
-  EXPECT_TRUE(torch::allclose(r.l2, per_sample_norm(delta, Norm::L2)));
-  EXPECT_EQ(r.success.scalar_type(), torch::kBool);
-}
 
 TEST_F(PGDTest, ReachesTheExactLinfOptimumOfALinearModel) {
   // Two classes, logit difference (w1 − w0)·x: the worst L∞ perturbation of a class-1 sample is

@@ -7,12 +7,24 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bulwark/core/input_box.h"
 #include "bulwark/core/model.h"
 #include "bulwark/core/norms.h"
 
 namespace bulwark {
+
+/// One component of a composite attack (AutoAttack runs APGD-CE, APGD-T, FAB-T and Square in
+/// turn, each on the samples the earlier ones left robust).
+struct AttackStage {
+  std::string attack;
+  int64_t attacked = 0;  ///< samples it ran on
+  int64_t fooled = 0;    ///< of those, samples it fooled
+  int64_t gradient_evaluations = 0;
+  int64_t forward_evaluations = 0;
+  double seconds = 0.0;
+};
 
 /// What an attack returns for a batch of N inputs.
 struct AttackResult {
@@ -29,7 +41,20 @@ struct AttackResult {
   at::Tensor iterations;
   /// Forward+backward passes, summed over samples (the compute the attack used).
   int64_t gradient_evaluations = 0;
+  /// Forward passes without a backward pass, summed over samples (Square's queries, the
+  /// bookkeeping passes between restarts), not counting the final pass that judges `success`.
+  int64_t forward_evaluations = 0;
+  /// Composite attacks: what each component did, in order (empty otherwise).
+  std::vector<AttackStage> stages;
+  /// Signs that the evaluation may be unreliable (a softmax output, zero gradients, ...).
+  std::vector<std::string> warnings;
 };
+
+/// Compute in forward-pass equivalents, summed over samples: a forward pass counts 1, a
+/// forward+backward pass 3 (the backward costs about two forwards).
+inline int64_t forward_equivalents(int64_t gradient_evaluations, int64_t forward_evaluations) {
+  return forward_evaluations + 3 * gradient_evaluations;
+}
 
 /// An adversarial attack. run() validates its inputs, puts the model in eval mode (restoring
 /// its mode afterwards) and never changes the model's parameters or their `.grad`: gradients

@@ -36,8 +36,11 @@ struct AttackEvaluation {
   double attack_success_rate = 0.0;  ///< fooled, over the clean-correct samples
   double mean_linf = 0.0, max_linf = 0.0, mean_l2 = 0.0, max_l2 = 0.0;  ///< over fooled samples
   int64_t gradient_evaluations = 0;
+  int64_t forward_evaluations = 0;  ///< forward-only passes (Square's queries, bookkeeping)
   double seconds = 0.0;
   double samples_per_second = 0.0;  ///< attacked samples per second
+  /// Composite attacks (AutoAttack): each component's share, summed over the batches.
+  std::vector<AttackStage> stages;
 };
 
 /// Robust accuracy at one budget when a sample must survive every attack run at that budget.
