@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -29,12 +30,22 @@ std::vector<std::string> attacks_of(const AutoAttackOptions& o) {
       return {"apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"};
     case AutoAttackVersion::Rand: return {"apgd-ce", "apgd-dlr"};
     case AutoAttackVersion::Custom: return o.attacks();
+    // The probe and, when it fools a sample, Square in full.
+    case AutoAttackVersion::Fast: return {"apgd-ce", "apgd-t", "square", "square"};
   }
   return {};
 }
 
-// One component with the reference's settings for the version.
-std::shared_ptr<Attack> make_component(const std::string& name, const AutoAttackOptions& o) {
+}  // namespace
+
+bool is_auto_attack_component(const std::string& name) {
+  const auto& names = known_attacks();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// The reference's settings for the version.
+std::shared_ptr<Attack> make_auto_attack_component(const std::string& name,
+                                                   const AutoAttackOptions& o) {
   const bool standard = o.version() == AutoAttackVersion::Standard;
   const bool rand = o.version() == AutoAttackVersion::Rand;
   // APGD and untargeted FAB: 1 restart in standard and rand, 5 in plus and custom.
@@ -78,6 +89,8 @@ std::shared_ptr<Attack> make_component(const std::string& name, const AutoAttack
                           fmt::join(known_attacks(), ", ")));
 }
 
+namespace {
+
 // The fewest classes a component's loss works with.
 int64_t classes_needed(const std::string& name) {
   return name == "apgd-t" ? 4 : name == "apgd-dlr" ? 3 : 2;
@@ -93,17 +106,19 @@ std::string to_string(AutoAttackVersion version) {
     case AutoAttackVersion::Plus: return "plus";
     case AutoAttackVersion::Rand: return "rand";
     case AutoAttackVersion::Custom: return "custom";
+    case AutoAttackVersion::Fast: return "fast";
   }
   return "unknown";
 }
 
 AutoAttackVersion parse_auto_attack_version(const std::string& name) {
   for (const auto v : {AutoAttackVersion::Standard, AutoAttackVersion::Plus,
-                       AutoAttackVersion::Rand, AutoAttackVersion::Custom}) {
+                       AutoAttackVersion::Rand, AutoAttackVersion::Custom,
+                       AutoAttackVersion::Fast}) {
     if (to_string(v) == name) return v;
   }
   throw Error(fmt::format(
-      "autoattack: unknown version '{}'; choose standard, plus, rand or custom", name));
+      "autoattack: unknown version '{}'; choose standard, plus, rand, custom or fast", name));
 }
 
 AutoAttack::AutoAttack(AutoAttackOptions options) : options_(std::move(options)) {
@@ -117,7 +132,32 @@ AutoAttack::AutoAttack(AutoAttackOptions options) : options_(std::move(options))
   BULWARK_CHECK(!custom || !options_.attacks().empty(),
                 "autoattack: the custom version needs at least one attack ({})",
                 fmt::join(known_attacks(), ", "));
-  for (const auto& name : attacks_of(options_)) components_.push_back(make_component(name, options_));
+  if (options_.version() != AutoAttackVersion::Fast) {
+    for (const auto& name : attacks_of(options_)) {
+      components_.push_back(make_auto_attack_component(name, options_));
+    }
+    return;
+  }
+  const auto& o = options_;
+  BULWARK_CHECK(o.fast_steps() >= 1 && o.fast_targets() >= 1 && o.probe_samples() >= 1 &&
+                    o.probe_queries() >= 1,
+                "autoattack: fast_steps, fast_targets, probe_samples and probe_queries must be "
+                ">= 1, got {}, {}, {} and {}",
+                o.fast_steps(), o.fast_targets(), o.probe_samples(), o.probe_queries());
+  const auto apgd = APGDOptions(o.eps()).norm(o.norm()).steps(o.fast_steps()).seed(o.seed())
+                        .early_stop(o.early_stop()).box(o.box());
+  components_.push_back(std::make_shared<APGD>(apgd));
+  components_.push_back(std::make_shared<APGDTargeted>(
+      APGDOptions(apgd).loss(APGDLoss::TargetedDLR).target_classes(o.fast_targets())));
+  const auto square = SquareOptions(o.eps()).norm(o.norm()).seed(o.seed()).box(o.box());
+  components_.push_back(std::make_shared<Square>(SquareOptions(square).queries(o.probe_queries())));
+  components_.push_back(std::make_shared<Square>(SquareOptions(square).queries(5000)));
+}
+
+std::string AutoAttack::name() const {
+  return options_.version() == AutoAttackVersion::Standard
+             ? "autoattack"
+             : "autoattack-" + to_string(options_.version());
 }
 
 std::unique_ptr<Attack> AutoAttack::with_budget(double eps, bool early_stop) const {
@@ -136,41 +176,67 @@ std::vector<std::string> check_output_is_logits(const at::Tensor& logits) {
           "the logits; remove the softmax from the model"};
 }
 
-AttackResult run_in_sequence(const std::vector<std::shared_ptr<Attack>>& components, Model& model,
-                             const at::Tensor& x, const at::Tensor& y) {
-  AttackResult result;
-  result.adversarial = x.clone();
-  result.iterations = at::zeros({x.size(0)}, x.options().dtype(at::kLong));
-  at::Tensor robust;
-  {
+namespace {
+
+// Runs attacks one after another on the samples still classified correctly, keeping each
+// sample's first adversarial example and one AttackStage per attack.
+class Sequence {
+ public:
+  Sequence(Model& model, const at::Tensor& x, const at::Tensor& y) : model_(model), x_(x), y_(y) {
+    result_.adversarial = x.clone();
+    result_.iterations = at::zeros({x.size(0)}, x.options().dtype(at::kLong));
     torch::NoGradGuard no_grad;
-    robust = model.forward(x).argmax(1).eq(y);
-    result.forward_evaluations = x.size(0);
+    robust_ = model.forward(x).argmax(1).eq(y);
+    result_.forward_evaluations = x.size(0);
   }
-  for (const auto& component : components) {
+
+  // `attack` on the robust samples, or on the first `limit` of them (limit >= 0), reported
+  // under `label` (default: the attack's name).
+  const AttackStage& run(Attack& attack, int64_t limit = -1, const std::string& label = {}) {
     AttackStage stage;
-    stage.attack = component->name();
-    const auto index = robust.nonzero().squeeze(1);
+    stage.attack = label.empty() ? attack.name() : label;
+    auto index = robust_.nonzero().squeeze(1);
+    if (limit >= 0) index = index.slice(0, 0, limit);
     stage.attacked = index.size(0);
     if (stage.attacked > 0) {
       const auto start = Clock::now();
-      const auto r = component->run(model, x.index_select(0, index), y.index_select(0, index));
+      const auto r = attack.run(model_, x_.index_select(0, index), y_.index_select(0, index));
       stage.seconds = std::chrono::duration<double>(Clock::now() - start).count();
       const auto rows = index.index({r.success});
-      result.adversarial.index_copy_(0, rows, r.adversarial.index({r.success}));
-      robust.index_fill_(0, rows, false);
-      result.iterations.index_add_(0, index, r.iterations);
+      result_.adversarial.index_copy_(0, rows, r.adversarial.index({r.success}));
+      robust_.index_fill_(0, rows, false);
+      result_.iterations.index_add_(0, index, r.iterations);
       stage.fooled = rows.size(0);
       stage.gradient_evaluations = r.gradient_evaluations;
       stage.forward_evaluations = r.forward_evaluations;
-      result.gradient_evaluations += r.gradient_evaluations;
-      result.forward_evaluations += r.forward_evaluations;
-      for (const auto& w : r.warnings) result.warnings.push_back(w);
+      result_.gradient_evaluations += r.gradient_evaluations;
+      result_.forward_evaluations += r.forward_evaluations;
+      for (const auto& w : r.warnings) result_.warnings.push_back(w);
     }
-    result.stages.push_back(stage);
+    result_.stages.push_back(stage);
+    return result_.stages.back();
   }
-  finish_attack_result(result, model, x, y, false);
-  return result;
+
+  AttackResult finish() {
+    finish_attack_result(result_, model_, x_, y_, false);
+    return std::move(result_);
+  }
+
+ private:
+  Model& model_;
+  const at::Tensor& x_;
+  const at::Tensor& y_;
+  at::Tensor robust_;
+  AttackResult result_;
+};
+
+}  // namespace
+
+AttackResult run_in_sequence(const std::vector<std::shared_ptr<Attack>>& components, Model& model,
+                             const at::Tensor& x, const at::Tensor& y) {
+  Sequence sequence(model, x, y);
+  for (const auto& component : components) sequence.run(*component);
+  return sequence.finish();
 }
 
 AttackResult AutoAttack::perform(Model& model, const at::Tensor& x, const at::Tensor& y) {
@@ -224,7 +290,17 @@ AttackResult AutoAttack::perform(Model& model, const at::Tensor& x, const at::Te
           zeros, n));
     }
   }
-  auto result = run_in_sequence(components_, model, x, y);
+  AttackResult result;
+  if (options_.version() == AutoAttackVersion::Fast) {
+    Sequence sequence(model, x, y);
+    sequence.run(*components_[0]);
+    sequence.run(*components_[1]);
+    const auto& probe = sequence.run(*components_[2], options_.probe_samples(), "square-probe");
+    if (probe.fooled > 0) sequence.run(*components_[3]);
+    result = sequence.finish();
+  } else {
+    result = run_in_sequence(components_, model, x, y);
+  }
   result.forward_evaluations += forwards;
   result.gradient_evaluations += n;
   result.warnings.insert(result.warnings.begin(), warnings.begin(), warnings.end());

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <torch/cuda.h>
 
+#include "bulwark/attacks/auto_attack.h"
 #include "bulwark/attacks/carlini_wagner.h"
 #include "bulwark/attacks/fgsm.h"
 #include "bulwark/attacks/pgd.h"
@@ -61,7 +62,10 @@ void print_accuracy(const std::string& title, const AccuracyReport& report) {
 }
 
 void add_attack_options(CLI::App* cmd, AttackArgs& args) {
-  cmd->add_option("--attacks", args.attacks, "Attacks to run: fgsm, pgd, cw (comma-separated)")
+  cmd->add_option("--attacks", args.attacks,
+                  "Attacks to run (comma-separated): fgsm, pgd, cw, autoattack, autoattack-fast "
+                  "(the same verdict for far less compute), or AutoAttack's components apgd-ce, "
+                  "apgd-dlr, apgd-t, fab, fab-t, square")
       ->delimiter(',');
   cmd->add_option("--eps", args.epsilons, "Budgets (comma-separated), in input units")
       ->delimiter(',')
@@ -74,11 +78,22 @@ void add_attack_options(CLI::App* cmd, AttackArgs& args) {
       ->check(positive<int64_t>());
   cmd->add_option("--cw-searches", args.cw_searches, "C&W binary-search steps over c")
       ->check(positive<int64_t>());
+  cmd->add_option("--version", args.version,
+                  "AutoAttack's version: standard (APGD-CE, APGD-T, FAB-T, Square), plus, or rand "
+                  "(for randomised models)")
+      ->check(CLI::IsMember({"standard", "plus", "rand"}));
+  cmd->add_option("--fast-steps", args.fast_steps,
+                  "autoattack-fast: iterations of APGD-CE and of APGD-T per target")
+      ->check(positive<int64_t>());
+  cmd->add_option("--fast-targets", args.fast_targets,
+                  "autoattack-fast: runner-up classes APGD-T tries")
+      ->check(positive<int64_t>());
 }
 
 std::vector<std::shared_ptr<Attack>> make_attacks(const AttackArgs& args, uint64_t seed) {
   std::vector<std::shared_ptr<Attack>> attacks;
   const auto norm = parse_norm(args.norm);
+  const double eps = args.epsilons.front();
   for (const auto& name : args.attacks) {
     if (name == "fgsm") {
       attacks.push_back(std::make_shared<FGSM>(FGSMOptions(args.epsilons.front()).norm(norm)));
@@ -91,8 +106,26 @@ std::vector<std::shared_ptr<Attack>> make_attacks(const AttackArgs& args, uint64
     } else if (name == "cw") {
       attacks.push_back(std::make_shared<CarliniWagner>(
           CarliniWagnerOptions().steps(args.cw_steps).binary_search_steps(args.cw_searches)));
+    } else if (name == "autoattack") {
+      attacks.push_back(std::make_shared<AutoAttack>(
+          AutoAttackOptions(eps).norm(norm).version(parse_auto_attack_version(args.version)).seed(seed)));
+    } else if (name == "autoattack-fast") {
+      attacks.push_back(std::make_shared<AutoAttack>(
+          AutoAttackOptions(eps)
+              .norm(norm)
+              .version(AutoAttackVersion::Fast)
+              .fast_steps(args.fast_steps)
+              .fast_targets(args.fast_targets)
+              .seed(seed)));
+    } else if (is_auto_attack_component(name)) {
+      // A component alone, with the settings AutoAttack's custom version gives it.
+      attacks.push_back(make_auto_attack_component(
+          name, AutoAttackOptions(eps).norm(norm).version(AutoAttackVersion::Custom).seed(seed)));
     } else {
-      throw Error(fmt::format("--attacks: unknown attack '{}', expected fgsm, pgd or cw", name));
+      throw Error(fmt::format(
+          "--attacks: unknown attack '{}', expected fgsm, pgd, cw, autoattack, autoattack-fast, "
+          "apgd-ce, apgd-dlr, apgd-t, fab, fab-t or square",
+          name));
     }
   }
   return attacks;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "bulwark/attacks/attack.h"
+#include "bulwark/attacks/auto_attack.h"
 #include "bulwark/data/dataset.h"
 #include "bulwark/data/idx.h"
 #include "bulwark/eval/accuracy.h"
@@ -33,7 +34,7 @@ void add_data_options(CLI::App* cmd, DataOptions& data, bool with_limit = true);
 /// The split of the chosen data set, cut to options.limit samples when it is > 0.
 Dataset load_data(const DataOptions& options, Split split);
 
-/// The attacks of --attacks (fgsm, pgd, cw) and their options.
+/// The attacks of --attacks (fgsm, pgd, cw, AutoAttack and its components) and their options.
 struct AttackArgs {
   std::vector<std::string> attacks;
   std::vector<double> epsilons = {0.1};
@@ -42,8 +43,11 @@ struct AttackArgs {
   int64_t restarts = 1;
   int64_t cw_steps = 100;
   int64_t cw_searches = 9;
+  std::string version = "standard";  ///< AutoAttack's version
+  int64_t fast_steps = AutoAttackOptions(0).fast_steps();
+  int64_t fast_targets = AutoAttackOptions(0).fast_targets();
 };
-/// --attacks, --eps, --norm, --steps, --restarts, --cw-steps, --cw-searches.
+/// --attacks, --eps, --norm, --steps, --restarts, --cw-steps, --cw-searches, --version.
 void add_attack_options(CLI::App* cmd, AttackArgs& args);
 /// The attacks named by args.attacks at the first budget (evaluate() sets the others).
 /// @throws Error naming an unknown attack.

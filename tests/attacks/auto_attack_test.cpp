@@ -88,7 +88,8 @@ TEST_F(AutoAttackTest, VersionsFollowTheReference) {
                                  .attacks({"square", "apgd-dlr"}))),
             (std::vector<std::string>{"square", "apgd-dlr"}));
   EXPECT_EQ(parse_auto_attack_version("plus"), AutoAttackVersion::Plus);
-  EXPECT_BULWARK_ERROR(parse_auto_attack_version("fast"), "standard, plus, rand or custom");
+  EXPECT_BULWARK_ERROR(parse_auto_attack_version("quick"),
+                       "standard, plus, rand, custom or fast");
   EXPECT_BULWARK_ERROR(
       AutoAttack(AutoAttackOptions(0.1).version(AutoAttackVersion::Custom).attacks({"pgd"})),
       "unknown attack 'pgd'");
@@ -170,6 +171,48 @@ TEST_F(AutoAttackTest, SquareExposesAGradientMaskedModelAndTheCheckWarns) {
   EXPECT_TRUE(zero_gradients);
   EXPECT_TRUE(masking);
   EXPECT_LT(report.results[0].robust_accuracy, 0.2);
+}
+
+// The fast version: short APGD-CE and APGD-T, then a Square probe that escalates to Square in
+// full only when it fools a sample.
+TEST_F(AutoAttackTest, FastVersionEscalatesToSquareOnlyWhenTheProbeFoolsASample) {
+  const auto options = AutoAttackOptions(0.21).version(AutoAttackVersion::Fast).probe_samples(8);
+  AutoAttack fast(options);
+  EXPECT_EQ(fast.name(), "autoattack-fast");
+  ASSERT_EQ(fast.components().size(), 4u);
+  EXPECT_EQ(dynamic_cast<const APGD&>(*fast.components()[0]).options().steps(), 35);
+  EXPECT_EQ(dynamic_cast<const APGDTargeted&>(*fast.components()[1]).options().target_classes(), 2);
+  EXPECT_EQ(dynamic_cast<const Square&>(*fast.components()[2]).options().queries(), 100);
+  EXPECT_EQ(dynamic_cast<const Square&>(*fast.components()[3]).options().queries(), 5000);
+
+  // A smooth model: nothing left for the probe to find, so Square never runs in full.
+  SmallCase c;
+  const auto smooth = fast.with_budget(0.03, true)->run(c.model, c.x, c.y);
+  ASSERT_EQ(smooth.stages.size(), 3u);
+  EXPECT_EQ(smooth.stages[2].attack, "square-probe");
+  EXPECT_EQ(smooth.stages[2].fooled, 0);
+  EXPECT_LE(smooth.stages[2].attacked, 8);
+  const auto standard = AutoAttack(AutoAttackOptions(0.03)).run(c.model, c.x, c.y);
+  const auto cost = [](const AttackResult& r) {
+    return forward_equivalents(r.gradient_evaluations, r.forward_evaluations);
+  };
+  EXPECT_LT(4 * cost(smooth), cost(standard));
+  EXPECT_LE(robust(smooth), robust(standard) + 1);
+
+  // The one-bit model: the probe fools samples and Square runs on every survivor.
+  const auto w = torch::randn({10, 64}, torch::kDouble);
+  auto masked = Model::from_function(
+      [w](const at::Tensor& x) { return torch::round(x).flatten(1).matmul(w.t()); }, {},
+      "one-bit");
+  const auto x = torch::where(torch::rand({40, 1, 8, 8}) > 0.5, 0.7, 0.3).to(torch::kDouble);
+  const auto y = torch::round(x).flatten(1).matmul(w.t()).argmax(1);
+  const auto r = fast.run(masked, x, y);
+  ASSERT_EQ(r.stages.size(), 4u);
+  EXPECT_GT(r.stages[2].fooled, 0);
+  EXPECT_EQ(r.stages[3].attack, "square");
+  EXPECT_GT(r.stages[3].fooled, 0);
+  const auto full = AutoAttack(AutoAttackOptions(0.21)).run(masked, x, y);
+  EXPECT_LE(robust(r), robust(full) + 2);
 }
 
 }  // namespace

@@ -133,7 +133,7 @@ TEST_F(CliTest, TrainsAndEvaluatesOnSmallData) {
   EXPECT_NE(json.find("\"samples\": 200"), std::string::npos) << json;
 }
 
-TEST_F(CliTest, EvaluatesATorchScriptModelFromPython) {
+TEST_F(CliTest, EvaluatesATorchScriptModelFromPythonWithEveryAttack) {
   testing::TempDir dir;
   // The tiny model takes [N, 1, 4, 4] inputs and gives 3 classes.
   const int n = 12;
@@ -158,6 +158,31 @@ TEST_F(CliTest, EvaluatesATorchScriptModelFromPython) {
   EXPECT_EQ(a.status, 0) << a.output;
   EXPECT_NE(a.output.find("pgd    linf       0.5"), std::string::npos) << a.output;
   EXPECT_TRUE(std::filesystem::exists(report));
+  // AutoAttack's components that work with 3 classes, and the fast mode's report.
+  const auto components = run_cli(
+      "evaluate --quiet --data mnist --data-dir " + dir.path().string() +
+      " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt --attacks apgd-ce,apgd-dlr,fab-t,square "
+      "--eps 0.1 --report " + report.string());
+  EXPECT_EQ(components.status, 0) << components.output;
+  const auto json = testing::read_file(report);
+  for (const char* name : {"\"apgd-ce\"", "\"apgd-dlr\"", "\"fab-t\"", "\"square\"",
+                           "\"forward_equivalents\""}) {
+    EXPECT_NE(json.find(name), std::string::npos) << name << "\n" << json;
+  }
+  // APGD-T's targeted DLR loss needs 4 classes: one line saying so, no report.
+  const auto refused = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
+                               " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt --attacks "
+                               "autoattack --eps 0.1 --report " + (dir / "aa.json").string());
+  EXPECT_EQ(refused.status, 1) << refused.output;
+  EXPECT_EQ(count_lines(refused.output), 1u) << refused.output;
+  EXPECT_NE(refused.output.find("apgd-t needs at least 4 classes"), std::string::npos)
+      << refused.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "aa.json"));
+  const auto version = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
+                               " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt --attacks "
+                               "autoattack --version fastest");
+  EXPECT_EQ(version.status, 1) << version.output;
+  EXPECT_NE(version.output.find("--version"), std::string::npos) << version.output;
 }
 
 TEST_F(CliTest, AdversarialTrainingCheckpointsResumesAndRejectsBadCheckpoints) {
