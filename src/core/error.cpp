@@ -3,8 +3,20 @@
 #include <torch/torch.h>
 
 #include "core/check.h"
+#include "core/torch_errors.h"
 
 namespace bulwark::detail {
+
+std::string torch_error_reason(const std::exception& e) {
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {
+    return c10_error->what_without_backtrace();
+  }
+  std::string reason = e.what();
+  const auto first = reason.find_first_not_of(" \n");
+  if (first == std::string::npos) return "unknown error";
+  reason.erase(0, first);
+  return reason.substr(0, reason.find('\n'));
+}
 
 std::string shape_string(const at::Tensor& t) {
   if (!t.defined()) return "undefined";

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/check.h"
+#include "core/torch_errors.h"
 
 namespace bulwark {
 
@@ -142,16 +143,28 @@ Model Model::composite(std::vector<Model> parts, ForwardFn forward, std::string 
   return Model(std::move(impl));
 }
 
+namespace {
+
+// Runs a TorchScript load; whatever LibTorch throws on bad bytes (c10::Error, and the
+// compiler's ErrorReport for code it cannot parse) becomes one bulwark::Error.
+template <typename Load>
+torch::jit::Module load_script_module(Load&& load, const std::string& name) {
+  try {
+    return load();
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("Model::load_torchscript: '{}' is not a loadable TorchScript model: {}",
+                            name, detail::torch_error_reason(e)));
+  }
+}
+
+}  // namespace
+
 Model Model::load_torchscript(const std::filesystem::path& path, c10::Device device) {
   BULWARK_CHECK(std::filesystem::is_regular_file(path),
                 "Model::load_torchscript: '{}' does not exist or is not a file", path.string());
   auto impl = std::make_shared<ScriptModel>();
-  try {
-    impl->module_ = torch::jit::load(path.string(), device);
-  } catch (const c10::Error& e) {
-    throw Error(fmt::format("Model::load_torchscript: '{}' is not a loadable TorchScript model: {}",
-                            path.string(), e.what_without_backtrace()));
-  }
+  impl->module_ = load_script_module([&] { return torch::jit::load(path.string(), device); },
+                                     path.string());
   impl->name = "torchscript:" + path.filename().string();
   return Model(std::move(impl));
 }
@@ -179,12 +192,8 @@ class MemoryReadAdapter final : public caffe2::serialize::ReadAdapterInterface {
 Model Model::load_torchscript_bytes(std::string_view bytes, std::string name,
                                     c10::Device device) {
   auto impl = std::make_shared<ScriptModel>();
-  try {
-    impl->module_ = torch::jit::load(std::make_shared<MemoryReadAdapter>(bytes), device);
-  } catch (const c10::Error& e) {
-    throw Error(fmt::format("Model::load_torchscript: '{}' is not a loadable TorchScript model: {}",
-                            name, e.what_without_backtrace()));
-  }
+  impl->module_ = load_script_module(
+      [&] { return torch::jit::load(std::make_shared<MemoryReadAdapter>(bytes), device); }, name);
   impl->name = std::move(name);
   return Model(std::move(impl));
 }

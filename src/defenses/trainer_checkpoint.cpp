@@ -9,6 +9,7 @@
 
 #include "bulwark/core/files.h"
 #include "core/check.h"
+#include "core/torch_errors.h"
 #include "defenses/trainer_state.h"
 
 namespace bulwark {
@@ -151,9 +152,11 @@ void Trainer::resume(const std::filesystem::path& checkpoint) {
                     "already spent is unknown",
                     where);
     }
-  } catch (const c10::Error& e) {
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
     throw Error(fmt::format("{} is corrupt or not a Bulwark training checkpoint: {}", where,
-                            e.what_without_backtrace()));
+                            detail::torch_error_reason(e)));
   }
   // Everything is read and checked before anything is changed.
   const auto state = named_state(model_);

@@ -13,6 +13,7 @@
 #include "bulwark/models/small_cnn.h"
 #include "bulwark/models/tanh_cnn.h"
 #include "core/check.h"
+#include "core/torch_errors.h"
 
 namespace bulwark {
 namespace {
@@ -182,10 +183,10 @@ LoadedModel load_model(const std::filesystem::path& path, c10::Device device,
   if (!options.require_sealed() && !is_sealed_file(path)) {
     try {
       archive.load_from(path.string(), device);
-    } catch (const c10::Error& e) {
+    } catch (const std::exception& e) {
       throw Error(fmt::format(
           "load_model: '{}' is not a model file (corrupt or unknown format): {}", path.string(),
-          e.what_without_backtrace()));
+          detail::torch_error_reason(e)));
     }
     return from_archive(archive, path.string(), device,
                         [&] { return Model::load_torchscript(path, device); });
@@ -204,11 +205,11 @@ LoadedModel load_model(const std::filesystem::path& path, c10::Device device,
   }
   try {
     archive.load_from(content.data(), content.size(), device);
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     throw Error(fmt::format(
         "load_model: the content of the sealed file '{}' is not a model (corrupt or unknown "
         "format): {}",
-        path.string(), e.what_without_backtrace()));
+        path.string(), detail::torch_error_reason(e)));
   }
   return from_archive(archive, path.string(), device, [&] {
     return Model::load_torchscript_bytes(content, "torchscript:" + path.filename().string(),
