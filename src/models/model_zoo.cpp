@@ -73,16 +73,36 @@ std::string ModelSpec::to_json() const {
   return j.dump();
 }
 
+namespace {
+
+// A JSON integer as int64: a float (3e50, 2.5) or an integer past int64 is refused, not cast
+// (nlohmann's get<int64_t> casts, which is undefined behaviour out of range).
+int64_t integer(const nlohmann::json& value, const char* key) {
+  const bool fits = value.is_number_integer() &&
+                    (!value.is_number_unsigned() ||
+                     value.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX));
+  if (!fits) {
+    throw Error(fmt::format("ModelSpec::from_json: '{}' must be an integer, got {}", key,
+                            value.dump()));
+  }
+  return value.get<int64_t>();
+}
+
+}  // namespace
+
 ModelSpec ModelSpec::from_json(const std::string& text) {
   ModelSpec spec;
   try {
     const auto j = nlohmann::json::parse(text);
     spec.arch = j.at("arch").get<std::string>();
-    spec.in_channels = j.at("in_channels").get<int64_t>();
-    spec.image_size = j.at("image_size").get<int64_t>();
-    spec.num_classes = j.at("num_classes").get<int64_t>();
-    spec.hidden = j.at("hidden").get<std::vector<int64_t>>();
-    spec.depth = j.at("depth").get<int64_t>();
+    spec.in_channels = integer(j.at("in_channels"), "in_channels");
+    spec.image_size = integer(j.at("image_size"), "image_size");
+    spec.num_classes = integer(j.at("num_classes"), "num_classes");
+    const auto& hidden = j.at("hidden");
+    if (!hidden.is_array()) throw Error("ModelSpec::from_json: 'hidden' must be an array");
+    spec.hidden.clear();  // the default spec has hidden layers of its own
+    for (const auto& width : hidden) spec.hidden.push_back(integer(width, "hidden"));
+    spec.depth = integer(j.at("depth"), "depth");
     spec.mean = j.at("mean").get<std::vector<double>>();
     spec.std = j.at("std").get<std::vector<double>>();
   } catch (const nlohmann::json::exception& e) {

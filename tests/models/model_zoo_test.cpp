@@ -92,6 +92,14 @@ TEST_F(ModelZooTest, BadFilesAndSpecs) {
   spec.arch = "vgg";
   EXPECT_BULWARK_ERROR(make_model(spec), "unknown architecture 'vgg'", "small-cnn");
   EXPECT_BULWARK_ERROR(ModelSpec::from_json("{\"arch\": 3}"), "not a valid model spec");
+  // Sizes must be JSON integers: a float is refused, never cast (found by the fuzzer).
+  const std::string mlp = R"({"arch":"mlp","depth":20,"image_size":28,"in_channels":1,)"
+                          R"("mean":[],"num_classes":10,"std":[],"hidden":)";
+  EXPECT_BULWARK_ERROR(ModelSpec::from_json(mlp + "[3.3e50]}"), "'hidden' must be an integer");
+  EXPECT_BULWARK_ERROR(ModelSpec::from_json(mlp + "[18446744073709551615]}"),
+                       "'hidden' must be an integer");
+  EXPECT_BULWARK_ERROR(ModelSpec::from_json(mlp + "8}"), "'hidden' must be an array");
+  EXPECT_EQ(ModelSpec::from_json(mlp + "[8]}").hidden, std::vector<int64_t>{8});
   EXPECT_BULWARK_ERROR(save_model(Model::load_torchscript(BULWARK_TEST_DATA_DIR "/tiny_mlp.pt"),
                                   ModelSpec(), dir / "x.pt"),
                        "not a torch::nn module");
