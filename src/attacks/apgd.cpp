@@ -324,13 +324,22 @@ void run_restarts(Model& model, const APGDOptions& options, const at::Tensor& x,
   }
 }
 
-AttackResult start_result(const at::Tensor& x, const at::Tensor& clean_logits,
-                          const at::Tensor& y, at::Tensor& fooled) {
+// Both attacks: the clean pass, then for each round (a target per sample, or undefined for
+// untargeted) the restarts on the samples not fooled yet.
+template <typename Rounds>
+AttackResult perform_runs(const std::string& name, const APGDOptions& options, Model& model,
+                          const at::Tensor& x, const at::Tensor& y, Rounds&& rounds_of) {
+  auto generator = make_generator(options.seed(), x.device());
+  const auto logits = clean_logits(name, model, x, options.loss());
   AttackResult result;
   result.adversarial = x.clone();
   result.iterations = at::zeros({x.size(0)}, x.options().dtype(at::kLong));
   result.forward_evaluations = x.size(0);
-  fooled = clean_logits.argmax(1).ne(y);
+  auto fooled = logits.argmax(1).ne(y);
+  for (const auto& targets : rounds_of(logits)) {
+    run_restarts(model, options, x, y, targets, generator, fooled, result);
+  }
+  finish_attack_result(result, model, x, y, false);
   return result;
 }
 
@@ -353,13 +362,9 @@ std::unique_ptr<Attack> APGD::with_budget(double eps, bool early_stop) const {
 }
 
 AttackResult APGD::perform(Model& model, const at::Tensor& x, const at::Tensor& y) {
-  auto generator = make_generator(options_.seed(), x.device());
-  const auto logits = clean_logits(name(), model, x, options_.loss());
-  at::Tensor fooled;
-  auto result = start_result(x, logits, y, fooled);
-  run_restarts(model, options_, x, y, at::Tensor(), generator, fooled, result);
-  finish_attack_result(result, model, x, y, false);
-  return result;
+  return perform_runs(name(), options_, model, x, y, [](const at::Tensor&) {
+    return std::vector<at::Tensor>{at::Tensor()};  // one untargeted round
+  });
 }
 
 APGDTargeted::APGDTargeted(APGDOptions options) : options_(std::move(options)) {
@@ -378,19 +383,16 @@ std::unique_ptr<Attack> APGDTargeted::with_budget(double eps, bool early_stop) c
 }
 
 AttackResult APGDTargeted::perform(Model& model, const at::Tensor& x, const at::Tensor& y) {
-  auto generator = make_generator(options_.seed(), x.device());
-  const auto logits = clean_logits(name(), model, x, options_.loss());
-  at::Tensor fooled;
-  auto result = start_result(x, logits, y, fooled);
-  // Targets: the classes with the 2nd, 3rd, … largest clean logit.
-  const auto ranked = std::get<1>(logits.sort(1, /*descending=*/true));
-  const int64_t targets = std::min(options_.target_classes(), logits.size(1) - 1);
-  for (int64_t k = 1; k <= targets; ++k) {
-    run_restarts(model, options_, x, y, ranked.select(1, k).contiguous(), generator, fooled,
-                 result);
-  }
-  finish_attack_result(result, model, x, y, false);
-  return result;
+  const int64_t wanted = options_.target_classes();
+  return perform_runs(name(), options_, model, x, y, [wanted](const at::Tensor& logits) {
+    // Targets: the classes with the 2nd, 3rd, … largest clean logit.
+    const auto ranked = std::get<1>(logits.sort(1, /*descending=*/true));
+    std::vector<at::Tensor> rounds;
+    for (int64_t k = 1; k <= std::min(wanted, logits.size(1) - 1); ++k) {
+      rounds.push_back(ranked.select(1, k).contiguous());
+    }
+    return rounds;
+  });
 }
 
 }  // namespace bulwark

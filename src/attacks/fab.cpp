@@ -23,6 +23,23 @@ at::Tensor before(const at::Tensor& values, const at::Tensor& j, const at::Tenso
   return at::where(j.gt(0), values.gather(1, previous).squeeze(1), otherwise);
 }
 
+// Both projections move along a one-parameter family s >= 0 whose effect on ⟨w, ·⟩ is
+// piecewise linear between sorted breakpoints: up to breakpoint j it has reached fixed_j
+// (saturated coordinates) + s·rate_j (the others). `reached` [N, d] marks the breakpoints at
+// which the target c is met. Returns the s that meets c exactly on the first such segment, and
+// whether any does.
+std::pair<at::Tensor, at::Tensor> solve_between_breakpoints(const at::Tensor& reached,
+                                                            const at::Tensor& fixed,
+                                                            const at::Tensor& rate,
+                                                            const at::Tensor& total_rate,
+                                                            const at::Tensor& c) {
+  const auto j = first_true(reached);
+  const auto slope = before(rate, j, total_rate);
+  const auto zeros = at::zeros_like(c);
+  const auto s = at::where(slope.gt(0), (c - before(fixed, j, zeros)) / slope, zeros).clamp_min(0);
+  return {s, reached.any(1)};
+}
+
 // ⟨w, δ⟩ = −c with c >= 0 (rows flipped so), ‖δ‖∞ smallest, t + δ in the box. The descent
 // direction is −sign(w); coordinate i has room p_i to the box. G(λ) = Σ|w_i|·min(λ, p_i) is
 // piecewise linear and nondecreasing: solve G(λ) = c between the sorted breakpoints.
@@ -35,13 +52,8 @@ at::Tensor project_linf(const at::Tensor& t, const at::Tensor& w, const at::Tens
   const auto total = a.sum(1);
   const auto below = (a * p).cumsum(1);       // Σ_{m<=j} |w|·p over the sorted coordinates
   const auto above = total.unsqueeze(1) - a.cumsum(1);  // Σ_{m>j} |w|
-  const auto reached = (below + p * above).ge(c.unsqueeze(1));
-  const auto j = first_true(reached);
-  const auto reachable = reached.any(1);
-  const auto rate = before(above, j, total);
-  const auto lambda = at::where(rate.gt(0), (c - before(below, j, at::zeros_like(c))) / rate,
-                                at::zeros_like(c))
-                          .clamp_min(0);
+  const auto [lambda, reachable] =
+      solve_between_breakpoints((below + p * above).ge(c.unsqueeze(1)), below, above, total, c);
   const auto partial = -w.sign() * at::min(lambda.unsqueeze(1), room);
   const auto corner = -w.sign() * room;
   return at::where(reachable.unsqueeze(1), partial, corner);
@@ -63,13 +75,8 @@ at::Tensor project_l2(const at::Tensor& t, const at::Tensor& w, const at::Tensor
   const auto total = w2.sum(1);
   const auto saturated = (sorted_r * w2).cumsum(1);
   const auto free = total.unsqueeze(1) - w2.cumsum(1);
-  const auto reached = (c.unsqueeze(1) - sorted_r * free - saturated).le(0);
-  const auto j = first_true(reached);
-  const auto reachable = reached.any(1);
-  const auto rate = before(free, j, total);
-  const auto alpha = at::where(rate.gt(0), (c - before(saturated, j, at::zeros_like(c))) / rate,
-                               at::zeros_like(c))
-                         .clamp_min(0);
+  const auto [alpha, reachable] = solve_between_breakpoints(
+      (c.unsqueeze(1) - sorted_r * free - saturated).le(0), saturated, free, total, c);
   const auto lower = box.lower - t, upper = box.upper - t;
   const auto partial = at::max(at::min(-alpha.unsqueeze(1) * v, upper), lower);
   const auto full = at::where(v.gt(0), lower, at::where(v.lt(0), upper, at::zeros_like(t)));
