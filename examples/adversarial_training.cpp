@@ -1,7 +1,7 @@
 // Adversarial training in a few lines: SmallCNN on Fashion-MNIST with fast AT (FGSM from a
 // random start, Wong et al. 2020) against a standard-trained twin, both measured under PGD-20.
 //
-//   adversarial_training [train-samples] [epochs]   (defaults: 60000 3)
+//   adversarial_training [train-samples] [epochs] [test-images]   (defaults: 60000 3 1000)
 #include <bulwark/bulwark.h>
 
 #include <cstdlib>
@@ -10,10 +10,11 @@
 int main(int argc, char** argv) try {
   const int64_t limit = argc > 1 ? std::atoll(argv[1]) : 60000;
   const int64_t epochs = argc > 2 ? std::atoll(argv[2]) : 3;
+  const int64_t images = argc > 3 ? std::atoll(argv[3]) : 1000;
   const auto train = bulwark::load_fashion_mnist(bulwark::Split::Train).head(limit);
   const auto test = bulwark::load_fashion_mnist(bulwark::Split::Test);
-  const auto validation = test.head(500);  // measured after every epoch
-  const auto held_out = test.slice(5000, 6000);
+  const auto validation = test.head(images / 2);  // measured after every epoch
+  const auto held_out = test.slice(5000, 5000 + images);
   const std::vector<std::shared_ptr<bulwark::Attack>> pgd20 = {
       std::make_shared<bulwark::PGD>(bulwark::PGDOptions(0.1).steps(20))};
 

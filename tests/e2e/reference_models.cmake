@@ -7,11 +7,11 @@ file(MAKE_DIRECTORY ${BULWARK_REFERENCE_MODELS_DIR})
 function(bulwark_reference_model name)
   set(out ${BULWARK_REFERENCE_MODELS_DIR}/${name}.pt)
   add_test(NAME reference_model_${name}
-    COMMAND bulwark_cli train --quiet --seed 0 ${ARGN} --out ${out}
+    COMMAND bulwark_cli --threads 1 train --quiet --seed 0 ${ARGN} --out ${out}
             --checkpoint ${BULWARK_REFERENCE_MODELS_DIR}/${name}.ckpt
             --report ${BULWARK_REFERENCE_MODELS_DIR}/${name}.json)
   set_tests_properties(reference_model_${name} PROPERTIES
-    FIXTURES_SETUP reference_${name} LABELS e2e PROCESSORS ${BULWARK_CORES} TIMEOUT 900)
+    FIXTURES_SETUP reference_${name} LABELS e2e ${BULWARK_E2E_PROPERTIES} TIMEOUT 900)
 endfunction()
 
 # The demo model: SmallCNN, one epoch of all 60000 images, batch 64, Adam 1e-3 (~42 s).
@@ -36,6 +36,7 @@ set(BULWARK_E2E_SUITES
   "TrainedSmallCnnTest.*|reference_standard"
   "PhysicalAttacksTest.*|reference_standard"
   "AdversarialTrainingTest.*|reference_standard,reference_fast-at"
+  "AutoAttackEvaluationTest.*|reference_fast-at"
   "RuntimeDefensesTest.FeatureSqueezing*|reference_standard"
   "RuntimeDefensesTest.RandomizedSmoothing*|reference_gaussian"
   "PrivateTrainingTest.*|reference_dp-tanh")

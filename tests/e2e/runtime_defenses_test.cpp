@@ -23,11 +23,13 @@ TEST_F(RuntimeDefensesTest, FeatureSqueezingDetectsCarliniWagnerButNotTheAdaptiv
   // 0.807 with 2 bits and a 2×2 median, 0.776 with the 2×2 median and 0.742 with their MNIST
   // choice (1 bit and a 2×2 median, which moves clean Fashion-MNIST predictions too much).
   // Measured here on other images.
-  // 400 images (suite time: C&W's 5 binary-search steps are most of this test's cost).
+  // 400 images (suite time: C&W's 4 binary-search steps, from c = 0.01 up to 10 as with 5 from
+  // 0.001, are most of this test's cost).
   const auto data = load_fashion_mnist(Split::Test).slice(1000, 1400);
   FeatureSqueezing detector(model, FeatureSqueezingOptions().squeezers({Squeezer::bit_depth(3)}));
   const std::vector<std::shared_ptr<Attack>> attacks = {
-      std::make_shared<CarliniWagner>(CarliniWagnerOptions().binary_search_steps(5)),
+      std::make_shared<CarliniWagner>(
+          CarliniWagnerOptions().binary_search_steps(4).initial_const(1e-2)),
       std::make_shared<PGD>(PGDOptions(0.1).steps(20))};
   const auto report = evaluate_detector(
       model, detector, data, attacks,
@@ -50,7 +52,7 @@ TEST_F(RuntimeDefensesTest, FeatureSqueezingDetectsCarliniWagnerButNotTheAdaptiv
 TEST_F(RuntimeDefensesTest, RandomizedSmoothingCertifiesANoiseTrainedModel) {
   // The Gaussian-noise reference model (sigma 0.25, one epoch of 30000 images).
   auto model = testing::reference_model("gaussian");
-  // 40 images: the EOT attack below (2 radii × 20 steps × 8 draws, then PREDICT with 500
+  // 40 images: the EOT attack below (2 radii × 10 steps × 8 draws, then PREDICT with 500
   // draws per image) is most of this test's time.
   const auto test = load_fashion_mnist(Split::Test).head(40);
   auto report = certify_dataset(model, test, SmoothingOptions().sigma(0.25).n0(100).n(1000),
@@ -58,7 +60,7 @@ TEST_F(RuntimeDefensesTest, RandomizedSmoothingCertifiesANoiseTrainedModel) {
   // The certificate is a lower bound of the accuracy under any attack in the radius: check it
   // against the EOT attack on the same images (PREDICT with 500 draws).
   report.empirical = smoothed_accuracy_under_attack(
-      model, test, SmoothingOptions().sigma(0.25).n(500).seed(1), {0.25, 0.5}, 20, 8);
+      model, test, SmoothingOptions().sigma(0.25).n(500).seed(1), {0.25, 0.5}, 10, 8);
   std::cout << to_markdown(report);
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_GE(report.empirical[i].second, report.curve[i + 1].second - 0.05)
