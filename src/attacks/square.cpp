@@ -86,29 +86,47 @@ class RandomSearch {
     auto best_loss = best_margin.clone();
     if (best_margin.lt(0).all().item<bool>()) return out;
     const int64_t h = x.size(2), w = x.size(3);
-    for (int64_t i = 0; i < options_.queries(); ++i) {
-      const auto index = best_margin.gt(0).nonzero().squeeze(1);
-      if (index.size(0) == 0) break;
-      const auto clean = x.index_select(0, index);
-      const auto current = out.best.index_select(0, index);
-      const auto labels = y.index_select(0, index);
+    // The working set: the samples still robust, gathered once and shrunk only when some are
+    // fooled, so that an iteration costs little beyond its forward pass.
+    auto index = best_margin.gt(0).nonzero().squeeze(1);
+    auto clean = x.index_select(0, index), labels = y.index_select(0, index);
+    auto current = out.best.index_select(0, index);
+    auto margin = best_margin.index_select(0, index), loss = best_loss.index_select(0, index);
+    auto queries = out.queries.index_select(0, index);
+    const auto write_back = [&](const at::Tensor& rows) {
+      const auto at_rows = index.index_select(0, rows);
+      out.best.index_copy_(0, at_rows, current.index_select(0, rows));
+      out.queries.index_copy_(0, at_rows, queries.index_select(0, rows));
+    };
+    std::vector<int64_t> shape(x.dim(), 1);
+    for (int64_t i = 0; i < options_.queries() && index.size(0) > 0; ++i) {
       const double p = Square::fraction(i, options_.p_init(), options_.queries(),
                                         options_.rescale_schedule());
       const int64_t s = Square::side(p, h, w, options_.norm());
       const auto candidate = options_.norm() == Norm::Linf ? linf_step(clean, current, s)
                                                            : l2_step(clean, current, s);
       const auto m = query(candidate, labels);
-      const auto old_loss = best_loss.index_select(0, index);
-      const auto lower = m.lt(old_loss);
-      best_loss.index_copy_(0, index, at::where(lower, m, old_loss));
+      const auto lower = m.lt(loss);
+      loss = at::where(lower, m, loss);
       const auto accept = lower.logical_or(m.le(0));
-      best_margin.index_copy_(0, index, at::where(accept, m, best_margin.index_select(0, index)));
-      std::vector<int64_t> shape(candidate.dim(), 1);
+      margin = at::where(accept, m, margin);
       shape[0] = index.size(0);
-      out.best.index_copy_(0, index, at::where(accept.reshape(shape), candidate, current));
-      out.queries.index_add_(0, index, at::ones_like(index));
-      if (best_margin.le(0).all().item<bool>()) break;
+      current = at::where(accept.reshape(shape), candidate, current);
+      queries += 1;
+      const auto fooled = margin.le(0);
+      if (fooled.any().item<bool>()) {
+        write_back(fooled.nonzero().squeeze(1));
+        const auto keep = fooled.logical_not().nonzero().squeeze(1);
+        index = index.index_select(0, keep);
+        clean = clean.index_select(0, keep);
+        labels = labels.index_select(0, keep);
+        current = current.index_select(0, keep);
+        margin = margin.index_select(0, keep);
+        loss = loss.index_select(0, keep);
+        queries = queries.index_select(0, keep);
+      }
     }
+    if (index.size(0) > 0) write_back(at::arange(index.size(0), index.options()));
     return out;
   }
 
