@@ -178,6 +178,12 @@ TEST_F(CliTest, EvaluatesATorchScriptModelFromPythonWithEveryAttack) {
   EXPECT_NE(refused.output.find("apgd-t needs at least 4 classes"), std::string::npos)
       << refused.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "aa.json"));
+  // `evaluate --version` is AutoAttack's version, not the program's: rand needs 3 classes.
+  const auto rand = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
+                            " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt --attacks "
+                            "autoattack --version rand --eps 0.1");
+  EXPECT_EQ(rand.status, 0) << rand.output;
+  EXPECT_NE(rand.output.find("autoattack-rand"), std::string::npos) << rand.output;
   const auto version = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
                                " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt --attacks "
                                "autoattack --version fastest");
