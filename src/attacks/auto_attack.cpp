@@ -281,13 +281,14 @@ AttackResult AutoAttack::perform(Model& model, const at::Tensor& x, const at::Te
     const auto out = model.forward(input);
     const auto loss = classes >= 3 ? dlr_loss(out, y) : cross_entropy(out, y, Reduction::None);
     const auto grad = torch::autograd::grad({loss.sum()}, {input})[0];
-    const auto zero = grad.flatten(1).abs().sum(1).eq(0).logical_and(logits.argmax(1).eq(y));
-    const int64_t zeros = zero.sum().item<int64_t>();
+    const auto correct = logits.argmax(1).eq(y);
+    const int64_t zeros =
+        grad.flatten(1).abs().sum(1).eq(0).logical_and(correct).sum().item<int64_t>();
     if (zeros > 0) {
       warnings.push_back(fmt::format(
           "{} of {} correctly classified inputs have a zero gradient: gradient attacks cannot "
           "move them and the evaluation may be unreliable",
-          zeros, n));
+          zeros, correct.sum().item<int64_t>()));
     }
   }
   AttackResult result;
