@@ -182,12 +182,11 @@ namespace {
 // sample's first adversarial example and one AttackStage per attack.
 class Sequence {
  public:
-  Sequence(Model& model, const at::Tensor& x, const at::Tensor& y) : model_(model), x_(x), y_(y) {
+  // `clean_logits`: the model's logits on x, from the caller's forward pass (counted there).
+  Sequence(Model& model, const at::Tensor& x, const at::Tensor& y, const at::Tensor& clean_logits)
+      : model_(model), x_(x), y_(y), robust_(clean_logits.argmax(1).eq(y)) {
     result_.adversarial = x.clone();
     result_.iterations = at::zeros({x.size(0)}, x.options().dtype(at::kLong));
-    torch::NoGradGuard no_grad;
-    robust_ = model.forward(x).argmax(1).eq(y);
-    result_.forward_evaluations = x.size(0);
   }
 
   // `attack` on the robust samples, or on the first `limit` of them (limit >= 0), reported
@@ -234,9 +233,16 @@ class Sequence {
 
 AttackResult run_in_sequence(const std::vector<std::shared_ptr<Attack>>& components, Model& model,
                              const at::Tensor& x, const at::Tensor& y) {
-  Sequence sequence(model, x, y);
+  at::Tensor logits;
+  {
+    torch::NoGradGuard no_grad;
+    logits = model.forward(x);
+  }
+  Sequence sequence(model, x, y, logits);
   for (const auto& component : components) sequence.run(*component);
-  return sequence.finish();
+  auto result = sequence.finish();
+  result.forward_evaluations += x.size(0);
+  return result;
 }
 
 AttackResult AutoAttack::perform(Model& model, const at::Tensor& x, const at::Tensor& y) {
@@ -291,17 +297,16 @@ AttackResult AutoAttack::perform(Model& model, const at::Tensor& x, const at::Te
           zeros, correct.sum().item<int64_t>()));
     }
   }
-  AttackResult result;
+  Sequence sequence(model, x, y, logits);
   if (options_.version() == AutoAttackVersion::Fast) {
-    Sequence sequence(model, x, y);
     sequence.run(*components_[0]);
     sequence.run(*components_[1]);
     const auto& probe = sequence.run(*components_[2], options_.probe_samples(), "square-probe");
     if (probe.fooled > 0) sequence.run(*components_[3]);
-    result = sequence.finish();
   } else {
-    result = run_in_sequence(components_, model, x, y);
+    for (const auto& component : components_) sequence.run(*component);
   }
+  auto result = sequence.finish();
   result.forward_evaluations += forwards;
   result.gradient_evaluations += n;
   result.warnings.insert(result.warnings.begin(), warnings.begin(), warnings.end());

@@ -96,9 +96,9 @@ std::vector<std::shared_ptr<Attack>> make_attacks(const AttackArgs& args, uint64
   const double eps = args.epsilons.front();
   for (const auto& name : args.attacks) {
     if (name == "fgsm") {
-      attacks.push_back(std::make_shared<FGSM>(FGSMOptions(args.epsilons.front()).norm(norm)));
+      attacks.push_back(std::make_shared<FGSM>(FGSMOptions(eps).norm(norm)));
     } else if (name == "pgd") {
-      attacks.push_back(std::make_shared<PGD>(PGDOptions(args.epsilons.front())
+      attacks.push_back(std::make_shared<PGD>(PGDOptions(eps)
                                                   .norm(norm)
                                                   .steps(args.steps)
                                                   .restarts(args.restarts)

@@ -49,14 +49,15 @@ struct Outcome {
   }
 };
 
-// Adds the per-component figures of one batch to the running totals (same components, same
-// order in every batch).
+// Adds the per-component figures of one batch to the running totals. The components run in the
+// same order in every batch, but a batch may stop early or add one at the end (the fast
+// version's full Square runs only where its probe fooled a sample).
 void add_stages(std::vector<AttackStage>& total, const std::vector<AttackStage>& batch) {
-  if (total.empty()) {
-    total = batch;
-    return;
-  }
-  for (size_t i = 0; i < std::min(total.size(), batch.size()); ++i) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (i == total.size()) {
+      total.push_back(batch[i]);
+      continue;
+    }
     total[i].attacked += batch[i].attacked;
     total[i].fooled += batch[i].fooled;
     total[i].gradient_evaluations += batch[i].gradient_evaluations;

@@ -46,6 +46,54 @@ TEST_F(RobustnessTest, WorstCaseAndMonotoneOnALinearModel) {
   EXPECT_NE(to_markdown(report).find("| pgd | linf | 0.05 |"), std::string::npos);
 }
 
+// A composite attack that fools nothing and reports one stage in its first batch and two in the
+// later ones, as autoattack-fast runs its full Square only in batches where its probe fooled a
+// sample.
+class StagedAttack : public Attack {
+ public:
+  std::string name() const override { return "staged"; }
+  double eps() const override { return 0.1; }
+  Norm norm() const override { return Norm::Linf; }
+  bool targeted() const override { return false; }
+  const InputBox& box() const override { return box_; }
+  std::unique_ptr<Attack> with_budget(double, bool) const override {
+    return std::make_unique<StagedAttack>();
+  }
+
+ protected:
+  AttackResult perform(Model& model, const at::Tensor& x, const at::Tensor& y) override {
+    AttackResult r;
+    r.adversarial = x.clone();
+    r.iterations = torch::zeros({x.size(0)}, torch::kLong);
+    r.stages.push_back({"first", x.size(0), 0, x.size(0), 0, 0.0});
+    if (batches_++ > 0) r.stages.push_back({"second", x.size(0), 0, 0, 2 * x.size(0), 0.0});
+    finish_attack_result(r, model, x, y, false);
+    return r;
+  }
+
+ private:
+  InputBox box_;
+  int batches_ = 0;
+};
+
+TEST_F(RobustnessTest, StagesAddUpOverBatchesThatRunDifferentComponents) {
+  LinearModel linear(torch::randn({10, 50}), torch::zeros({10}));
+  const auto data = labelled_by(linear.model, 0.3 + 0.4 * torch::rand({60, 50}));
+  const auto report = evaluate(linear.model, data, {std::make_shared<StagedAttack>()}, {0.1},
+                               EvaluationOptions().batch_size(16).sanity_samples(0));
+  ASSERT_EQ(report.results.size(), 1u);
+  const auto& stages = report.results[0].stages;
+  // 57 clean-correct samples in batches of 16, 16, 16 and 9: the second stage ran in the last
+  // three.
+  ASSERT_EQ(stages.size(), 2u);
+  EXPECT_EQ(stages[0].attack, "first");
+  EXPECT_EQ(stages[0].attacked, 57);
+  EXPECT_EQ(stages[0].gradient_evaluations, 57);
+  EXPECT_EQ(stages[1].attack, "second");
+  EXPECT_EQ(stages[1].attacked, 41);
+  EXPECT_EQ(stages[1].forward_evaluations, 82);
+}
+
 TEST_F(RobustnessTest, EarlyStopGivesTheSameOrLowerRobustAccuracy) {
   LinearModel linear(torch::randn({10, 50}), torch::zeros({10}));
   const auto data = labelled_by(linear.model, 0.3 + 0.4 * torch::rand({80, 50}));
