@@ -166,6 +166,9 @@ std::unique_ptr<Attack> AutoAttack::with_budget(double eps, bool early_stop) con
 }
 
 std::vector<std::string> check_output_is_logits(const at::Tensor& logits) {
+  BULWARK_CHECK(logits.defined() && logits.dim() == 2 && logits.size(1) >= 1,
+                "check_output_is_logits: needs logits [N, classes], got {}",
+                detail::shape_string(logits));
   const double tolerance = 1e-5;
   const auto sums = logits.sum(1);
   const bool probabilities = logits.max().item<double>() < 1 + tolerance &&

@@ -243,6 +243,10 @@ std::unique_ptr<Attack> Square::with_budget(double eps, bool /*early_stop*/) con
 }
 
 double Square::fraction(int64_t it, double p_init, int64_t queries, bool rescale) {
+  BULWARK_CHECK(it >= 0 && queries >= 1 && p_init > 0 && p_init <= 1,
+                "square: fraction needs it >= 0, queries >= 1 and p_init in (0, 1], got {}, {} "
+                "and {}",
+                it, queries, p_init);
   if (rescale) it = static_cast<int64_t>(static_cast<double>(it) / queries * 10000);
   static constexpr int64_t kStages[] = {10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000};
   double p = p_init;
@@ -253,6 +257,10 @@ double Square::fraction(int64_t it, double p_init, int64_t queries, bool rescale
 }
 
 int64_t Square::side(double p, int64_t height, int64_t width, Norm norm) {
+  BULWARK_CHECK(p > 0 && p <= 1 && height >= 1 && width >= 1,
+                "square: side needs p in (0, 1] and an image of at least 1×1 pixels, got p {} and "
+                "{}×{}",
+                p, height, width);
   auto s = static_cast<int64_t>(std::nearbyint(std::sqrt(p * static_cast<double>(height * width))));
   if (norm == Norm::Linf) {
     s = std::max<int64_t>(s, 1);

@@ -137,6 +137,8 @@ TEST_F(AutoAttackTest, WarnsAboutSoftmaxOutputs) {
   ASSERT_FALSE(r.warnings.empty());
   EXPECT_NE(r.warnings[0].find("look like probabilities"), std::string::npos);
   EXPECT_TRUE(check_output_is_logits(c.model.forward(c.x)).empty());
+  EXPECT_BULWARK_ERROR(check_output_is_logits(torch::rand({4})), "needs logits [N, classes]",
+                       "[4]");
 }
 
 // A model that rounds its input to one bit: zero gradients everywhere. The gradient attacks

@@ -38,6 +38,10 @@ TEST(SquareScheduleTest, SidesMatchTheReference) {
   EXPECT_EQ(Square::side(0.8 / 64, 32, 32, Norm::L2), 5);
   EXPECT_EQ(Square::side(1e-4, 28, 28, Norm::L2), 3);
   EXPECT_EQ(Square::side(1.0, 28, 20, Norm::L2), 20);
+  EXPECT_BULWARK_ERROR(Square::side(0.0, 28, 28, Norm::Linf), "p in (0, 1]", "got p 0");
+  EXPECT_BULWARK_ERROR(Square::side(0.5, 0, 28, Norm::Linf), "at least 1×1");
+  EXPECT_BULWARK_ERROR(Square::fraction(-1, 0.8, 5000, false), "it >= 0");
+  EXPECT_BULWARK_ERROR(Square::fraction(0, 0.8, 0, true), "queries >= 1");
 }
 
 // A model that records every input it is queried with.

@@ -102,6 +102,7 @@ AttackResult run_in_sequence(const std::vector<std::shared_ptr<Attack>>& compone
 
 /// The reference's output checks on logits [N, K] of a batch: a warning when the rows look like
 /// probabilities (in [0, 1] and summing to 1: the model should return logits). Empty if none.
+/// @throws Error unless logits is [N, K].
 std::vector<std::string> check_output_is_logits(const at::Tensor& logits);
 
 }  // namespace bulwark

@@ -49,9 +49,11 @@ class Square : public Attack {
   /// The fraction of pixels the window covers at iteration `it` (0-based): p_init halved at
   /// iterations 11, 51, 201, 501, 1001, 2001, 4001, 6001 and 8001 (of 10,000 when
   /// `rescale`, of the raw count otherwise).
+  /// @throws Error when it < 0, queries < 1 or p_init outside (0, 1].
   static double fraction(int64_t it, double p_init, int64_t queries, bool rescale);
   /// The window's side for fraction p on an H×W image: round(√(p·H·W)), at least 1 (L∞) or
   /// at least 3 and odd (L2), at most min(H, W).
+  /// @throws Error when p is outside (0, 1] or the image is empty.
   static int64_t side(double p, int64_t height, int64_t width, Norm norm);
 
  protected:
