@@ -2,7 +2,8 @@
 // that pushes any garment towards "bag" wherever it is put, and a sticker confined to two
 // strips; measure both on held-out images under random views and write them as PNG.
 //
-//   adversarial_patch [train-samples] [patch-steps] [output-dir]   (defaults: 60000 500 .)
+//   adversarial_patch [train-samples] [patch-steps] [output-dir] [test-images]
+//   (defaults: 60000 500 . 1000)
 #include <bulwark/bulwark.h>
 #include <torch/torch.h>
 
@@ -14,9 +15,10 @@ int main(int argc, char** argv) try {
   const int64_t limit = argc > 1 ? std::atoll(argv[1]) : 60000;
   const int64_t steps = argc > 2 ? std::atoll(argv[2]) : 500;
   const std::filesystem::path out = argc > 3 ? argv[3] : ".";
+  const int64_t images = argc > 4 ? std::atoll(argv[4]) : 1000;
   bulwark::manual_seed(0);
   const auto train = bulwark::load_fashion_mnist(bulwark::Split::Train).head(limit);
-  const auto test = bulwark::load_fashion_mnist(bulwark::Split::Test).head(1000);
+  const auto test = bulwark::load_fashion_mnist(bulwark::Split::Test).head(images);
 
   bulwark::SmallCNN net;
   bulwark::Model model(net);

@@ -6,9 +6,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "bulwark/config.h"
 #include "bulwark/core/error.h"
@@ -25,10 +29,23 @@ int report_error(std::string message) {
   return 1;
 }
 
+// glibc's malloc hands LibTorch's large temporaries back to the kernel on every free and
+// faults them in again page by page on the next step: about a sixth of an attack's or a
+// training run's time on this project's machine. Keep up to 32 MB blocks on the heap instead
+// (the MALLOC_*_ environment variables still win).
+void tune_malloc() {
+#if defined(__GLIBC__)
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  if (std::getenv("MALLOC_TOP_PAD_") == nullptr) mallopt(M_TOP_PAD, 64 << 20);
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace bulwark::cli;
+  tune_malloc();
   GlobalOptions global;
   CLI::App app{"Bulwark: adversarial robustness and privacy for LibTorch models", "bulwark"};
   app.set_version_flag("--version", std::string("bulwark ") + BULWARK_VERSION_STRING);
