@@ -40,6 +40,7 @@
 #include "bulwark/eval/detection.h"
 #include "bulwark/eval/image_grid.h"
 #include "bulwark/eval/robustness.h"
+#include "bulwark/eval/robustness_bracket.h"
 #include "bulwark/models/mlp.h"
 #include "bulwark/models/model_zoo.h"
 #include "bulwark/models/normalize.h"
