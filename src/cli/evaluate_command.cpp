@@ -30,6 +30,15 @@ struct EvaluateArgs {
   bool no_early_stop = false;
   std::vector<std::string> ensemble;
   std::string ensemble_mode = "mean-logits";
+  // --bracket: the L2 robustness bracket with randomized smoothing.
+  bool bracket = false;
+  std::string plot;
+  double sigma = 0.25;
+  int64_t n0 = 100;
+  int64_t n = 10000;
+  double alpha = 0.001;
+  int64_t smoothed_steps = 20;
+  int64_t eot_draws = 8;
 };
 
 void print_robustness(const RobustnessReport& report) {
@@ -46,7 +55,56 @@ void print_robustness(const RobustnessReport& report) {
   for (const auto& w : report.warnings) fmt::print("  WARNING: {}\n", w);
 }
 
+// --bracket: the attacks on the base model, and the smoothed classifier attacked and certified,
+// at each eps (all L2).
+void run_bracket(const GlobalOptions& global, const EvaluateArgs& args, Model& model,
+                 const std::string& model_path, const Dataset& data,
+                 const std::vector<std::shared_ptr<Attack>>& attacks) {
+  const auto options =
+      BracketOptions()
+          .smoothing(SmoothingOptions()
+                         .sigma(args.sigma)
+                         .n0(args.n0)
+                         .n(args.n)
+                         .alpha(args.alpha)
+                         .seed(global.seed))
+          .evaluation(EvaluationOptions().batch_size(args.batch_size).early_stop(!args.no_early_stop))
+          .smoothed_attack_steps(args.smoothed_steps)
+          .eot_draws(args.eot_draws);
+  spdlog::info("bracket: attacking the base model, then certifying and attacking its smoothed "
+               "classifier (sigma {}, n {}) on {} images",
+               args.sigma, args.n, data.size());
+  const auto bracket = robustness_bracket(model, data, attacks, args.attack.epsilons, options);
+  fmt::print("Bulwark L2 robustness bracket: {} ({}) on {} ({} samples), sigma {}, n {}\n",
+             model_path, model.name(), data.name, data.size(), args.sigma, args.n);
+  fmt::print("  {:>8} {:>14} {:>20} {:>22} {:>8}\n", "eps", "base attacked",
+             "smoothed certified", "smoothed attacked", "width");
+  for (const auto& p : bracket.points) {
+    fmt::print("  {:>8.4g} {:>13.2f}% {:>19.2f}% {:>21.2f}% {:>8.2f}\n", p.eps,
+               100 * p.base_under_attack, 100 * p.certified, 100 * p.smoothed_under_attack,
+               100 * p.width());
+  }
+  for (const auto& w : bracket.warnings) fmt::print("  WARNING: {}\n", w);
+  for (const auto& path : {args.report, args.markdown, args.plot}) {
+    if (!path.empty()) {
+      write_report(bracket, path);
+      spdlog::info("wrote {}", path);
+    }
+  }
+}
+
 void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
+  if (args.bracket) {
+    if (args.attack.attacks.empty() || args.attack.norm != "l2") {
+      throw Error("--bracket needs --attacks and --norm l2 (it compares with L2 certificates)");
+    }
+    if (!args.grid.empty() || !args.ensemble.empty()) {
+      throw Error("--bracket does not take --grid or --ensemble");
+    }
+  } else if (!args.plot.empty()) {
+    throw Error("--plot needs --bracket");
+  }
+  if (!args.plot.empty()) check_output_path("--plot", args.plot);
   if (!args.report.empty()) check_output_path("--report", args.report);
   if (!args.markdown.empty()) check_output_path("--markdown", args.markdown);
   if (!args.grid.empty()) check_output_path("--grid", args.grid);
@@ -62,6 +120,10 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
     loaded.model = make_ensemble(members, parse_ensemble_mode(args.ensemble_mode));
   }
   const auto data = load_data(args.data, args.split == "train" ? Split::Train : Split::Test);
+  if (args.bracket) {
+    run_bracket(global, args, loaded.model, args.model, data, attacks);
+    return;
+  }
   if (!attacks.empty()) {
     std::unique_ptr<Progress> progress;
     const auto robustness = evaluate(
@@ -154,6 +216,26 @@ Command add_evaluate_command(CLI::App& app, const GlobalOptions& global) {
       ->check(CLI::IsMember({"mean-logits", "mean-probabilities", "vote"}));
   cmd->add_flag("--no-early-stop", args->no_early_stop,
                 "Run every attack step on every sample (default: stop on fooled samples)");
+  cmd->add_flag("--bracket", args->bracket,
+                "L2 only: also certify the model's smoothed classifier (randomized smoothing) and "
+                "attack it, and report per eps its certified accuracy (lower bound) and accuracy "
+                "under attack (upper bound) beside the base model's robust accuracy");
+  cmd->add_option("--plot", args->plot, "--bracket: write the bracket as an SVG plot");
+  cmd->add_option("--sigma", args->sigma, "--bracket: smoothing noise level")
+      ->check(positive<double>());
+  cmd->add_option("--n0", args->n0, "--bracket: draws that select the class")
+      ->check(positive<int64_t>());
+  cmd->add_option("--n", args->n,
+                  "--bracket: draws that bound its probability (Cohen et al.: 100000)")
+      ->check(positive<int64_t>());
+  cmd->add_option("--alpha", args->alpha, "--bracket: failure probability of each certificate")
+      ->check(in_interval(0.0, 1.0, Ends::Open));
+  cmd->add_option("--smoothed-steps", args->smoothed_steps,
+                  "--bracket: L2 PGD steps of the attack on the smoothed classifier")
+      ->check(positive<int64_t>());
+  cmd->add_option("--eot-draws", args->eot_draws,
+                  "--bracket: noise draws per step of the attack on the smoothed classifier")
+      ->check(positive<int64_t>());
   return {cmd, [&global, args] { run_evaluate(global, *args); }};
 }
 

@@ -133,9 +133,8 @@ TEST_F(CliTest, TrainsAndEvaluatesOnSmallData) {
   EXPECT_NE(json.find("\"samples\": 200"), std::string::npos) << json;
 }
 
-TEST_F(CliTest, EvaluatesATorchScriptModelFromPythonWithEveryAttack) {
-  testing::TempDir dir;
-  // The tiny model takes [N, 1, 4, 4] inputs and gives 3 classes.
+// 12 test images of 4x4 in IDX files, for tiny_mlp.pt ([N, 1, 4, 4] inputs, 3 classes).
+void write_tiny_test_set(const std::filesystem::path& dir) {
   const int n = 12;
   std::vector<uint8_t> images = {0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 4, 0, 0, 0, 4};
   std::vector<uint8_t> labels = {0, 0, 8, 1, 0, 0, 0, n};
@@ -145,6 +144,11 @@ TEST_F(CliTest, EvaluatesATorchScriptModelFromPythonWithEveryAttack) {
   }
   testing::write_bytes(dir / "t10k-images-idx3-ubyte", images);
   testing::write_bytes(dir / "t10k-labels-idx1-ubyte", labels);
+}
+
+TEST_F(CliTest, EvaluatesATorchScriptModelFromPythonWithEveryAttack) {
+  testing::TempDir dir;
+  write_tiny_test_set(dir.path());
   const auto r = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
                          " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt");
   EXPECT_EQ(r.status, 0) << r.output;
@@ -189,6 +193,38 @@ TEST_F(CliTest, EvaluatesATorchScriptModelFromPythonWithEveryAttack) {
                                "autoattack --version fastest");
   EXPECT_EQ(version.status, 1) << version.output;
   EXPECT_NE(version.output.find("--version"), std::string::npos) << version.output;
+}
+
+TEST_F(CliTest, EvaluateBracketWritesReportsAndPlotAndRefusesWhatItCannotBracket) {
+  testing::TempDir dir;
+  write_tiny_test_set(dir.path());
+  const std::string base = "evaluate --quiet --data mnist --data-dir " + dir.path().string() +
+                           " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt ";
+  const auto json = dir / "bracket.json", md = dir / "bracket.md", svg = dir / "bracket.svg";
+  const auto r = run_cli(base + "--attacks pgd --norm l2 --eps 0.5,1 --steps 3 --bracket --n 50 "
+                         "--n0 10 --smoothed-steps 2 --eot-draws 2 --report " + json.string() +
+                         " --markdown " + md.string() + " --plot " + svg.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("smoothed certified"), std::string::npos) << r.output;
+  const auto report = testing::read_file(json);
+  for (const char* field : {"\"bracket\"", "\"smoothed_under_attack\"", "\"certified\"",
+                            "\"base_under_attack\"", "\"certification\""}) {
+    EXPECT_NE(report.find(field), std::string::npos) << field;
+  }
+  EXPECT_NE(testing::read_file(md).find("| 0.5 |"), std::string::npos);
+  EXPECT_EQ(testing::read_file(svg).rfind("<svg", 0), 0u);
+  // What the bracket cannot compare: L-inf attacks, no attack, a plot without the bracket.
+  for (const auto& [args, says] : std::vector<std::pair<std::string, std::string>>{
+           {"--attacks pgd --eps 0.1 --bracket", "--norm l2"},
+           {"--norm l2 --eps 0.1 --bracket", "--attacks"},
+           {"--attacks pgd --norm l2 --eps 0.1 --plot " + (dir / "p.svg").string(),
+            "--plot needs --bracket"}}) {
+    const auto refused = run_cli(base + args);
+    EXPECT_EQ(refused.status, 1) << args << "\n" << refused.output;
+    EXPECT_EQ(count_lines(refused.output), 1u) << refused.output;
+    EXPECT_NE(refused.output.find(says), std::string::npos) << refused.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "p.svg"));
 }
 
 TEST_F(CliTest, AdversarialTrainingCheckpointsResumesAndRejectsBadCheckpoints) {
