@@ -6,8 +6,10 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "bulwark/attacks/apgd.h"
 #include "bulwark/attacks/carlini_wagner.h"
 #include "bulwark/attacks/pgd.h"
+#include "bulwark/attacks/square.h"
 #include "bulwark/core/seed.h"
 #include "bulwark/data/idx.h"
 #include "bulwark/defenses/trainer.h"
@@ -73,6 +75,62 @@ void BM_PGD20(benchmark::State& state) {
   state.counters["x_own_passes"] = x_floor / (static_cast<double>(gradient_evaluations) / 256.0);
 }
 BENCHMARK(BM_PGD20)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+
+// APGD-CE, AutoAttack's first component: 100 steps on the whole batch (no early stop), against
+// its floor of 100 forward+backward passes to the input timed between the iterations.
+void BM_APGDCE100(benchmark::State& state) {
+  auto& t = trained();
+  bulwark::APGD apgd(bulwark::APGDOptions(0.1).steps(100).early_stop(false));
+  int64_t gradient_evaluations = 0, forward_evaluations = 0;
+  const double x_floor = bulwark_bench::timed_against_floor(
+      state,
+      [&] {
+        const auto r = apgd.run(t.model, t.x, t.y);
+        gradient_evaluations = r.gradient_evaluations;
+        forward_evaluations = r.forward_evaluations;
+      },
+      [&] {
+        bulwark::EvalModeGuard eval_mode(t.model);
+        return bulwark_bench::forward_backward_input_seconds(t.model, t.x, t.y);
+      });
+  state.SetLabel("L-inf eps 0.1, batch 256, no early stop");
+  state.counters["samples_per_second"] =
+      benchmark::Counter(256.0, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["gradient_evaluations"] = static_cast<double>(gradient_evaluations);
+  state.counters["forward_evaluations"] = static_cast<double>(forward_evaluations);
+  state.counters["x_100_floors"] = x_floor / 100.0;
+  // Only clean-correct images are attacked: against the passes it made.
+  state.counters["x_own_passes"] = x_floor / (static_cast<double>(gradient_evaluations) / 256.0);
+}
+BENCHMARK(BM_APGDCE100)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+
+// Square's cost per query against one forward pass of the same batch (no gradients). eps is
+// small enough that no image is fooled, so every query runs on all 256 images.
+void BM_SquareQuery(benchmark::State& state) {
+  auto& t = trained();
+  constexpr int64_t kQueries = 200;
+  bulwark::Square square(bulwark::SquareOptions(0.002).queries(kQueries));
+  int64_t forward_evaluations = 0;
+  double fooled = 0;
+  const double x_floor = bulwark_bench::timed_against_floor(
+      state,
+      [&] {
+        const auto r = square.run(t.model, t.x, t.y);
+        forward_evaluations = r.forward_evaluations;
+        fooled = r.success.to(torch::kDouble).sum().item<double>();
+      },
+      [&] {
+        bulwark::EvalModeGuard eval_mode(t.model);
+        return bulwark_bench::forward_seconds(t.model, t.x);
+      });
+  state.SetLabel("L-inf, 200 queries, batch 256");
+  state.counters["forward_evaluations"] = static_cast<double>(forward_evaluations);
+  state.counters["fooled"] = fooled;
+  // Per query of the whole batch (forward_evaluations counts per image, the first pass included).
+  state.counters["x_forward_per_query"] =
+      x_floor / (static_cast<double>(forward_evaluations) / 256.0);
+}
+BENCHMARK(BM_SquareQuery)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
 void BM_CarliniWagnerDefault(benchmark::State& state) {
   auto& t = trained();

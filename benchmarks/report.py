@@ -163,6 +163,25 @@ def render(bench: Bench, attacks: dict, opacus: dict, security=None) -> str:
         f"defaults (9 binary-search steps × up to 100 iterations) on 64 images: "
         f"{cw['seconds']:.1f} s, {100 * cw['counters']['success_rate']:.1f} % fooled.\n")
 
+    if any(name.startswith("BM_APGDCE100") for name in bench.runs):
+        apgd = bench.get("BM_APGDCE100")
+        square = bench.get("BM_SquareQuery")
+        a, q = apgd["counters"], square["counters"]
+        add("### AutoAttack's components\n")
+        add(table(["component", "time", "passes", "vs. its own passes", "vs. 100 floors"], [
+            ["APGD-CE, 100 steps, every step on every clean-correct image", ms(apgd["seconds"]),
+             f"{a['gradient_evaluations']:,.0f} forward + backward", ratio(a["x_own_passes"]),
+             ratio(a["x_100_floors"])],
+            ["Square, 200 queries (L∞ eps 0.002: few images fooled)", ms(square["seconds"]),
+             f"{q['forward_evaluations']:,.0f} forward", ratio(q["x_forward_per_query"]), "—"],
+        ]) + "\n")
+        add("APGD-CE's floor is the forward + backward pass to the input of the same batch, "
+            "Square's the forward pass of the same batch (a query of every image still "
+            "attacked, against one forward pass of the whole batch per query). Only "
+            "clean-correct images are attacked, so APGD-CE makes fewer than 100 × 256 passes. "
+            "Measured on their own and merged into the results:\n\n```sh\nscripts/bench OUT.json "
+            "--benchmark_filter='BM_APGDCE100|BM_SquareQuery'\n```\n")
+
     add("### The fused step-and-project op (`bulwark::ops::project_step`)\n")
     rows = []
     for size, shape in ((28, "1×28×28"), (32, "3×32×32")):
