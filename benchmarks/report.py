@@ -106,7 +106,42 @@ def render_security(security: Bench) -> str:
     return "\n".join(out)
 
 
-def render(bench: Bench, attacks: dict, opacus: dict, security=None) -> str:
+def render_autoattack(aa: dict) -> str:
+    rows = []
+    for r in aa["rows"]:
+        rows.append([r["tool"], f"{100 * r['robust_accuracy']:.1f} %",
+                     f"{r['gradient_passes']:,}", f"{r['forward_passes']:,}",
+                     f"{r['forward_equivalents']:,}", f"{r['seconds']:.1f} s"])
+    return (f"## AutoAttack side by side ({aa['model']}, first {aa['images']} Fashion-MNIST test "
+            f"images, L∞ eps {aa['eps']}, clean accuracy {100 * aa['clean_accuracy']:.1f} %, "
+            f"{aa['threads']} threads)\n\n"
+            + table(["evaluation", "robust accuracy", "gradient passes", "forward passes",
+                     "forward equivalents", "time"], rows) + "\n\n"
+            "torchattacks 3.5.1 builds AutoAttack's APGD, APGD-T and FAB-T with its own "
+            "default of 10 steps (the reference uses 100): the first torchattacks row is that "
+            "as shipped, the second the same four components rebuilt with 100 steps. Passes are "
+            "images through the model, counted by wrapping it (Bulwark counts its own); a "
+            "backward pass counts as 2 forward passes. `benchmarks/compare_autoattack.py` makes "
+            "these figures." + autoattack_summary(aa["rows"]) + "\n")
+
+
+def autoattack_summary(rows) -> str:
+    by = {r["tool"]: r for r in rows}
+    standard, fast = by.get("Bulwark autoattack"), by.get("Bulwark autoattack-fast")
+    full = next((r for r in rows if r["tool"].startswith("torchattacks") and "100" in r["tool"]),
+                None)
+    if not (standard and fast and full):
+        return ""
+    return (f" Bulwark's `standard` and torchattacks' 100-step components make about the same "
+            f"passes ({standard['forward_equivalents']:,} and {full['forward_equivalents']:,} "
+            f"forward equivalents) for {100 * standard['robust_accuracy']:.1f} % and "
+            f"{100 * full['robust_accuracy']:.1f} %; Bulwark is "
+            f"{full['seconds'] / standard['seconds']:.2f}× faster. `autoattack-fast` spends "
+            f"1/{standard['forward_equivalents'] / fast['forward_equivalents']:.1f} of "
+            f"`standard`'s compute for {100 * fast['robust_accuracy']:.1f} %.")
+
+
+def render(bench: Bench, attacks: dict, opacus: dict, security=None, autoattack=None) -> str:
     ctx = bench.context
     threads = ctx.get("torch_threads", "?")
     fi32 = bench.seconds("BM_SmallCnnForwardBackwardInput/32")
@@ -335,6 +370,9 @@ def render(bench: Bench, attacks: dict, opacus: dict, security=None) -> str:
          f"{opacus['prv_epsilon']:.4f}", ms(prv["seconds"])],
     ]) + "\n")
 
+    if autoattack is not None:
+        add(render_autoattack(autoattack))
+
     if security is not None:
         add(render_security(security))
 
@@ -342,9 +380,9 @@ def render(bench: Bench, attacks: dict, opacus: dict, security=None) -> str:
     add("```sh\nbenchmarks/run-all          # every benchmark, then this page and the plot\n"
         "scripts/bench build/release/pgd.json --benchmark_filter=BM_PGD20   # one C++ benchmark, JSON\n```\n")
     add("The Python tools are installed into the project's virtual environment for "
-        "benchmarking only. Not compared here: IBM ART and AutoAttack (no attack that both "
-        "Bulwark and they implement with the same parameters yet), CUDA (no GPU on this "
-        "machine).")
+        "benchmarking only. Not compared here: IBM ART (no attack that both Bulwark and it "
+        "implement with the same parameters yet), the reference AutoAttack (fra31/auto-attack "
+        "is not on the Python package index), CUDA (no GPU on this machine).")
     return "\n".join(out) + "\n"
 
 
@@ -391,6 +429,8 @@ def main():
     parser.add_argument("--opacus", required=True, type=Path)
     parser.add_argument("--security", type=Path,
                         help="bulwark_benchmarks JSON of the sealed-file benchmarks")
+    parser.add_argument("--autoattack", type=Path,
+                        help="benchmarks/compare_autoattack.py JSON (AutoAttack side by side)")
     parser.add_argument("--markdown", required=True, type=Path)
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--check", action="store_true",
@@ -400,7 +440,8 @@ def main():
     attacks = json.loads(args.attacks.read_text())
     opacus = json.loads(args.opacus.read_text())
     security = Bench(args.security) if args.security else None
-    text = render(bench, attacks, opacus, security)
+    autoattack = json.loads(args.autoattack.read_text()) if args.autoattack else None
+    text = render(bench, attacks, opacus, security, autoattack)
     if args.check:
         if not args.markdown.exists() or args.markdown.read_text() != text:
             print(f"{args.markdown} is not what benchmarks/report.py makes of the results; "
