@@ -1,0 +1,55 @@
+#pragma once
+/// @file
+/// Backdoor poisoning: a trigger stamped on a fraction of the training images, relabelled to the
+/// attacker's class (all-to-one) or each to the next class (all-to-all), and the measurement of
+/// what it bought: clean accuracy, attack success rate and accuracy per class.
+
+#include <torch/arg.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "bulwark/core/model.h"
+#include "bulwark/poisoning/poisoned_dataset.h"
+#include "bulwark/poisoning/trigger.h"
+
+namespace bulwark {
+
+enum class BackdoorMode {
+  AllToOne,  ///< triggered images of every other class go to `target`
+  AllToAll,  ///< a triggered image of class y goes to (y + 1) mod K
+};
+
+struct BackdoorOptions {
+  /// Fraction of the whole training set that is poisoned: round(rate × N) images, drawn from
+  /// those not already of the target class (all-to-one) or from all (all-to-all).
+  TORCH_ARG(double, rate) = 0.05;
+  TORCH_ARG(int64_t, target) = 0;
+  TORCH_ARG(BackdoorMode, mode) = BackdoorMode::AllToOne;
+  TORCH_ARG(uint64_t, seed) = 0;
+};
+
+/// The label a triggered image of class `label` should receive.
+int64_t backdoor_label(int64_t label, int64_t num_classes, const BackdoorOptions& options);
+
+/// BadNets / blended poisoning of `data`.
+/// @throws Error when rate is outside [0, 1], the target is out of range, there are fewer
+/// candidates than the rate asks for, or the trigger does not fit the images.
+PoisonedDataset plant_backdoor(const Dataset& data, const Trigger& trigger,
+                               const BackdoorOptions& options = {});
+
+struct BackdoorEvaluation {
+  double clean_accuracy = 0;  ///< on the clean test images
+  /// Of the triggered test images whose true class differs from their backdoor label, the
+  /// fraction classified as that label.
+  double attack_success_rate = 0;
+  int64_t triggered = 0;  ///< how many test images the success rate is over
+  std::vector<double> per_class_accuracy;  ///< clean, NaN for a class with no samples
+};
+
+/// Measures a (possibly) backdoored model on clean test data and on the same data triggered.
+/// @throws Error when the data set is empty or the trigger does not fit it.
+BackdoorEvaluation evaluate_backdoor(Model& model, const Dataset& test, const Trigger& trigger,
+                                     const BackdoorOptions& options = {});
+
+}  // namespace bulwark

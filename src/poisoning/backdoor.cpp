@@ -1,0 +1,95 @@
+// Backdoor poisoning (BadNets, blended) and its measurement.
+#include "bulwark/poisoning/backdoor.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <limits>
+
+#include "bulwark/eval/accuracy.h"
+#include "core/check.h"
+#include "poisoning/poisoning_detail.h"
+
+namespace bulwark {
+
+namespace {
+
+void check_options(const Dataset& data, const BackdoorOptions& options, const char* what) {
+  detail::check_rate(options.rate(), what);
+  BULWARK_CHECK(data.size() > 0, "{}: the data set is empty", what);
+  BULWARK_CHECK(data.num_classes >= 2, "{}: a backdoor needs at least 2 classes, got {}", what,
+                data.num_classes);
+  if (options.mode() == BackdoorMode::AllToOne) {
+    BULWARK_CHECK(options.target() >= 0 && options.target() < data.num_classes,
+                  "{}: target class must be in [0, {}), got {}", what, data.num_classes,
+                  options.target());
+  }
+}
+
+at::Tensor backdoor_labels(const at::Tensor& labels, int64_t num_classes,
+                           const BackdoorOptions& options) {
+  if (options.mode() == BackdoorMode::AllToOne) return torch::full_like(labels, options.target());
+  return (labels + 1).remainder(num_classes);
+}
+
+}  // namespace
+
+int64_t backdoor_label(int64_t label, int64_t num_classes, const BackdoorOptions& options) {
+  return options.mode() == BackdoorMode::AllToOne ? options.target() : (label + 1) % num_classes;
+}
+
+PoisonedDataset plant_backdoor(const Dataset& data, const Trigger& trigger,
+                               const BackdoorOptions& options) {
+  constexpr const char* what = "plant_backdoor";
+  check_options(data, options, what);
+  const auto labels = data.labels.cpu();
+  const auto candidates = options.mode() == BackdoorMode::AllToOne
+                              ? labels.ne(options.target()).nonzero().squeeze(1)
+                              : torch::arange(data.size(), torch::kLong);
+  const auto wanted =
+      static_cast<int64_t>(std::llround(options.rate() * static_cast<double>(data.size())));
+  BULWARK_CHECK(wanted <= candidates.size(0),
+                "{}: rate {} asks for {} images, but only {} are not of the target class", what,
+                options.rate(), wanted, candidates.size(0));
+  auto generator = make_generator(options.seed());
+  // Drawn among the candidates so that round(rate × N) of the whole set are poisoned.
+  const double share = candidates.size(0) == 0
+                           ? 0.0
+                           : static_cast<double>(wanted) / static_cast<double>(candidates.size(0));
+  auto chosen = detail::choose(candidates, share, generator);
+  const auto images = trigger.apply(data.images.index_select(0, chosen.to(data.images.device())));
+  return detail::assemble(
+      data, chosen, backdoor_labels(labels.index_select(0, chosen), data.num_classes, options),
+      images,
+      fmt::format("backdoor-{}-{}", trigger.is_patch() ? "patch" : "blend", options.rate()));
+}
+
+BackdoorEvaluation evaluate_backdoor(Model& model, const Dataset& test, const Trigger& trigger,
+                                     const BackdoorOptions& options) {
+  constexpr const char* what = "evaluate_backdoor";
+  check_options(test, options, what);
+  const auto labels = test.labels.cpu();
+  const auto clean = predict(model, test.images);
+  const auto triggered = predict(model, trigger.apply(test.images));
+  const auto want = backdoor_labels(labels, test.num_classes, options);
+  BackdoorEvaluation out;
+  const auto correct = clean.eq(labels);
+  out.clean_accuracy = correct.to(torch::kDouble).mean().item<double>();
+  const auto counted = labels.ne(want);
+  out.triggered = counted.sum().item<int64_t>();
+  out.attack_success_rate =
+      out.triggered == 0
+          ? 0.0
+          : triggered.eq(want).logical_and(counted).sum().item<double>() /
+                static_cast<double>(out.triggered);
+  for (int64_t c = 0; c < test.num_classes; ++c) {
+    const auto of_class = labels.eq(c);
+    const auto n = of_class.sum().item<int64_t>();
+    out.per_class_accuracy.push_back(
+        n == 0 ? std::numeric_limits<double>::quiet_NaN()
+               : correct.logical_and(of_class).sum().item<double>() / static_cast<double>(n));
+  }
+  return out;
+}
+
+}  // namespace bulwark

@@ -1,0 +1,52 @@
+// The poisoned copy of a data set and its ground truth.
+#include "bulwark/poisoning/poisoned_dataset.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/check.h"
+#include "poisoning/poisoning_detail.h"
+
+namespace bulwark {
+
+at::Tensor changed_mask(const PoisonedDataset& poisoned) {
+  auto mask = torch::zeros({poisoned.data.size()}, torch::kBool);
+  if (poisoned.changed.defined() && poisoned.changed.numel() > 0) {
+    mask.index_fill_(0, poisoned.changed.cpu(), true);
+  }
+  return mask;
+}
+
+namespace detail {
+
+void check_rate(double rate, const char* what) {
+  BULWARK_CHECK(std::isfinite(rate) && rate >= 0 && rate <= 1, "{}: rate must be in [0, 1], got {}",
+                what, rate);
+}
+
+at::Tensor choose(const at::Tensor& candidates, double rate, at::Generator& generator) {
+  const auto n = candidates.size(0);
+  const auto k = static_cast<int64_t>(std::llround(rate * static_cast<double>(n)));
+  const auto order = torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
+  return std::get<0>(candidates.index_select(0, order.slice(0, 0, k)).sort());
+}
+
+PoisonedDataset assemble(const Dataset& data, const at::Tensor& chosen, const at::Tensor& labels,
+                         const at::Tensor& images, const std::string& how) {
+  PoisonedDataset out;
+  auto new_labels = data.labels.cpu().clone();
+  auto new_images = data.images.clone();
+  out.original_labels = new_labels.index_select(0, chosen);
+  new_labels.index_copy_(0, chosen, labels.to(torch::kLong));
+  if (images.defined()) {
+    new_images.index_copy_(0, chosen.to(new_images.device()), images.to(new_images.options()));
+  }
+  out.data = Dataset(new_images, new_labels.to(data.labels.device()), data.num_classes,
+                     data.name.empty() ? how : data.name + "+" + how);
+  out.changed = chosen;
+  return out;
+}
+
+}  // namespace detail
+}  // namespace bulwark
