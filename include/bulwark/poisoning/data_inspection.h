@@ -1,0 +1,44 @@
+#pragma once
+/// @file
+/// What a training-set inspection returns (spectral signatures, activation clustering): the
+/// samples it flags, a verdict per class, and precision and recall against the poisoning's
+/// ground truth when that is known.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bulwark {
+
+/// One class's verdict.
+struct ClassVerdict {
+  int64_t label = 0;
+  int64_t samples = 0;
+  bool poisoned = false;  ///< the class was judged to hold poison; only then are samples flagged
+  double statistic = 0;   ///< what the judgement rests on (see each method)
+  int64_t flagged = 0;
+};
+
+struct InspectionReport {
+  std::string method;
+  /// Indices (int64, ascending) of the flagged samples.
+  at::Tensor flagged;
+  std::vector<ClassVerdict> classes;
+  double seconds = 0;
+};
+
+/// Precision and recall of `flagged` against the indices that were really poisoned.
+struct DetectionScore {
+  int64_t true_positives = 0;
+  int64_t flagged = 0;
+  int64_t poisoned = 0;
+  double precision = 0;  ///< 1 when nothing was flagged
+  double recall = 0;     ///< 1 when nothing was poisoned
+};
+
+/// @throws Error when an index is negative.
+DetectionScore score_detection(const at::Tensor& flagged, const at::Tensor& poisoned);
+
+}  // namespace bulwark
