@@ -85,9 +85,13 @@ void run_bracket(const GlobalOptions& global, const EvaluateArgs& args, Model& m
                100 * p.width());
   }
   for (const auto& w : bracket.warnings) fmt::print("  WARNING: {}\n", w);
-  for (const auto& path : {args.report, args.markdown, args.plot}) {
+  // Each option its own format, whatever the file's extension.
+  using Writer = std::string (*)(const RobustnessBracket&);
+  const std::vector<std::pair<std::string, Writer>> outputs = {
+      {args.report, &to_json}, {args.markdown, &to_markdown}, {args.plot, &to_svg}};
+  for (const auto& [path, text] : outputs) {
     if (!path.empty()) {
-      write_report(bracket, path);
+      write_text_atomically(path, text(bracket));
       spdlog::info("wrote {}", path);
     }
   }

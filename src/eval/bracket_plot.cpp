@@ -4,10 +4,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "bulwark/eval/robustness_bracket.h"
+#include "core/check.h"
 
 namespace bulwark {
 
@@ -43,6 +45,7 @@ std::string escape(const std::string& text) {
     else if (c == '>') out += "&gt;";
     else if (c == '&') out += "&amp;";
     else if (c == '"') out += "&quot;";
+    else if (static_cast<unsigned char>(c) < 0x20) out += ' ';  // not allowed in XML 1.0
     else out += c;
   }
   return out;
@@ -52,6 +55,13 @@ std::string escape(const std::string& text) {
 
 std::string to_svg(const RobustnessBracket& bracket) {
   const auto& points = bracket.points;
+  for (const auto& p : points) {
+    for (const double a : {p.base_under_attack, p.smoothed_under_attack, p.certified}) {
+      BULWARK_CHECK(a >= 0 && a <= 1, "to_svg: accuracies must be in [0, 1], got {}", a);
+    }
+    BULWARK_CHECK(std::isfinite(p.eps) && p.eps >= 0, "to_svg: eps must be finite and >= 0, got {}",
+                  p.eps);
+  }
   double max_eps = 0;
   for (const auto& p : points) max_eps = std::max(max_eps, p.eps);
   const Frame f{max_eps > 0 ? max_eps : 1.0};

@@ -11,6 +11,7 @@
 
 #include "bulwark/core/files.h"
 #include "bulwark/core/norms.h"
+#include "bulwark/core/seed.h"
 #include "core/check.h"
 
 namespace bulwark {
@@ -71,7 +72,9 @@ RobustnessBracket robustness_bracket(Model& model, const Dataset& data,
   auto with_zero = radii;
   with_zero.insert(with_zero.begin(), 0.0);
   out.certification = certify_dataset(model, data, options.smoothing(), with_zero);
+  // PREDICT draws noise independent of CERTIFY's.
   auto predict = options.smoothing();
+  predict.seed(derive_seed(options.smoothing().seed(), 2));
   if (options.predict_draws() > 0) predict.n(options.predict_draws());
   out.certification.empirical =
       smoothed_accuracy_under_attack(model, data, predict, with_zero,
@@ -81,10 +84,12 @@ RobustnessBracket robustness_bracket(Model& model, const Dataset& data,
   for (const double eps : with_zero) {
     BracketPoint p;
     p.eps = eps;
-    p.base_under_attack = out.attacks.clean_accuracy;
+    // eps 0 is the clean point; every budget has its worst case in the report.
+    p.base_under_attack = eps == 0 ? out.attacks.clean_accuracy : -1;
     for (const auto& w : out.attacks.worst_case) {
       if (w.eps == eps) p.base_under_attack = w.robust_accuracy;
     }
+    BULWARK_CHECK(p.base_under_attack >= 0, "robustness_bracket: no worst case at eps {}", eps);
     p.certified = value_at(out.certification.curve, eps);
     p.smoothed_under_attack = value_at(out.certification.empirical, eps);
     if (p.certified > p.smoothed_under_attack + one_sample + 1e-12) {

@@ -14,8 +14,9 @@ namespace bulwark {
 
 namespace {
 
-void check_options(const Dataset& data, const BackdoorOptions& options, const char* what) {
-  detail::check_rate(options.rate(), what);
+void check_options(const Dataset& data, const BackdoorOptions& options, const char* what,
+                   bool uses_rate) {
+  if (uses_rate) detail::check_rate(options.rate(), what);
   BULWARK_CHECK(data.size() > 0, "{}: the data set is empty", what);
   BULWARK_CHECK(data.num_classes >= 2, "{}: a backdoor needs at least 2 classes, got {}", what,
                 data.num_classes);
@@ -35,13 +36,21 @@ at::Tensor backdoor_labels(const at::Tensor& labels, int64_t num_classes,
 }  // namespace
 
 int64_t backdoor_label(int64_t label, int64_t num_classes, const BackdoorOptions& options) {
+  BULWARK_CHECK(num_classes >= 2 && label >= 0 && label < num_classes,
+                "backdoor_label: needs num_classes >= 2 and a label in [0, num_classes), got {} "
+                "and {}",
+                num_classes, label);
+  BULWARK_CHECK(options.mode() == BackdoorMode::AllToAll ||
+                    (options.target() >= 0 && options.target() < num_classes),
+                "backdoor_label: target class must be in [0, {}), got {}", num_classes,
+                options.target());
   return options.mode() == BackdoorMode::AllToOne ? options.target() : (label + 1) % num_classes;
 }
 
 PoisonedDataset plant_backdoor(const Dataset& data, const Trigger& trigger,
                                const BackdoorOptions& options) {
   constexpr const char* what = "plant_backdoor";
-  check_options(data, options, what);
+  check_options(data, options, what, true);
   const auto labels = data.labels.cpu();
   const auto candidates = options.mode() == BackdoorMode::AllToOne
                               ? labels.ne(options.target()).nonzero().squeeze(1)
@@ -67,7 +76,7 @@ PoisonedDataset plant_backdoor(const Dataset& data, const Trigger& trigger,
 BackdoorEvaluation evaluate_backdoor(Model& model, const Dataset& test, const Trigger& trigger,
                                      const BackdoorOptions& options) {
   constexpr const char* what = "evaluate_backdoor";
-  check_options(test, options, what);
+  check_options(test, options, what, false);
   const auto labels = test.labels.cpu();
   const auto clean = predict(model, test.images);
   const auto triggered = predict(model, trigger.apply(test.images));

@@ -63,6 +63,8 @@ PoisonedDataset flip_labels_by_loss(Model& clean_model, const Dataset& data,
   BULWARK_CHECK(logits.size(1) == data.num_classes,
                 "{}: the model gives {} classes, the data set has {}", what, logits.size(1),
                 data.num_classes);
+  BULWARK_CHECK(logits.isfinite().all().item<bool>(), "{}: the model's logits are not finite",
+                what);
   const auto labels = data.labels.cpu();
   const auto loss = torch::nn::functional::cross_entropy(
       logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));

@@ -53,6 +53,8 @@ at::Tensor Trigger::apply(const at::Tensor& images) const {
   BULWARK_CHECK(images.defined() && images.dim() == 4,
                 "Trigger::apply: images must be [N, C, H, W], got {} dimensions",
                 images.defined() ? images.dim() : 0);
+  BULWARK_CHECK(images.is_floating_point(), "Trigger::apply: images must be floating point, got {}",
+                c10::toString(images.scalar_type()));
   const auto c = images.size(1), h = images.size(2), w = images.size(3);
   const auto pattern = pattern_.to(images.options());
   BULWARK_CHECK(pattern.size(0) == c || pattern.size(0) == 1,

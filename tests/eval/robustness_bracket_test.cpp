@@ -111,7 +111,11 @@ TEST_F(RobustnessBracketTest, ReportsAsJsonMarkdownAndSvg) {
   EXPECT_EQ(j["attacks"]["results"].size(), 1u);
   const auto md = to_markdown(bracket);
   EXPECT_NE(md.find("| 0.3 |"), std::string::npos) << md;
+  auto broken = bracket;
+  broken.points[1].certified = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_BULWARK_ERROR(to_svg(broken), "accuracies must be in [0, 1]");
   const auto svg = to_svg(bracket);
+  EXPECT_EQ(svg.find("nan"), std::string::npos);
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
   EXPECT_NE(svg.find("<polygon"), std::string::npos);

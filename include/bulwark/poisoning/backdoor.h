@@ -30,6 +30,7 @@ struct BackdoorOptions {
 };
 
 /// The label a triggered image of class `label` should receive.
+/// @throws Error when num_classes < 2, or the label or (all-to-one) the target is out of range.
 int64_t backdoor_label(int64_t label, int64_t num_classes, const BackdoorOptions& options);
 
 /// BadNets / blended poisoning of `data`.
@@ -47,8 +48,10 @@ struct BackdoorEvaluation {
   std::vector<double> per_class_accuracy;  ///< clean, NaN for a class with no samples
 };
 
-/// Measures a (possibly) backdoored model on clean test data and on the same data triggered.
-/// @throws Error when the data set is empty or the trigger does not fit it.
+/// Measures a (possibly) backdoored model on clean test data and on the same data triggered
+/// (options.rate is not used).
+/// @throws Error when the data set is empty or has fewer than 2 classes, the target is out of
+/// range, or the trigger does not fit the images.
 BackdoorEvaluation evaluate_backdoor(Model& model, const Dataset& test, const Trigger& trigger,
                                      const BackdoorOptions& options = {});
 
