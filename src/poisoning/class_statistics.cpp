@@ -60,6 +60,11 @@ ClassSpectrum spectrum(const at::Tensor& features, int64_t k) {
   return s;
 }
 
+at::Tensor sorted_indices(const std::vector<at::Tensor>& parts) {
+  if (parts.empty()) return torch::empty({0}, torch::kLong);
+  return std::get<0>(torch::cat(parts).sort());
+}
+
 std::vector<double> anomaly_indices(const std::vector<double>& values) {
   const auto median_of = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());

@@ -29,6 +29,9 @@ struct ClassSpectrum {
 };
 ClassSpectrum spectrum(const at::Tensor& features, int64_t k);
 
+/// The int64 indices of all the parts, ascending (empty when there are none).
+at::Tensor sorted_indices(const std::vector<at::Tensor>& parts);
+
 /// (x − median) / (1.4826 · MAD) for each value; 0 for all when MAD is 0 and x equals the
 /// median, +∞ above it.
 std::vector<double> anomaly_indices(const std::vector<double>& values);

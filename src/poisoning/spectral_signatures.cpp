@@ -67,8 +67,7 @@ InspectionReport spectral_signatures(const at::Tensor& representations, const at
     }
     report.classes.push_back(v);
   }
-  report.flagged = flagged.empty() ? torch::empty({0}, torch::kLong)
-                                   : std::get<0>(torch::cat(flagged).sort());
+  report.flagged = detail::sorted_indices(flagged);
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
