@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
-#include <limits>
 
 #include "bulwark/eval/accuracy.h"
 #include "core/check.h"
@@ -55,17 +54,13 @@ PoisonedDataset plant_backdoor(const Dataset& data, const Trigger& trigger,
   const auto candidates = options.mode() == BackdoorMode::AllToOne
                               ? labels.ne(options.target()).nonzero().squeeze(1)
                               : torch::arange(data.size(), torch::kLong);
-  const auto wanted =
-      static_cast<int64_t>(std::llround(options.rate() * static_cast<double>(data.size())));
+  // round(rate × N) of the whole set, drawn among the candidates.
+  const auto wanted = detail::count_for(options.rate(), data.size());
   BULWARK_CHECK(wanted <= candidates.size(0),
                 "{}: rate {} asks for {} images, but only {} are not of the target class", what,
                 options.rate(), wanted, candidates.size(0));
   auto generator = make_generator(options.seed());
-  // Drawn among the candidates so that round(rate × N) of the whole set are poisoned.
-  const double share = candidates.size(0) == 0
-                           ? 0.0
-                           : static_cast<double>(wanted) / static_cast<double>(candidates.size(0));
-  auto chosen = detail::choose(candidates, share, generator);
+  const auto chosen = detail::choose(candidates, wanted, generator);
   const auto images = trigger.apply(data.images.index_select(0, chosen.to(data.images.device())));
   return detail::assemble(
       data, chosen, backdoor_labels(labels.index_select(0, chosen), data.num_classes, options),
@@ -78,12 +73,12 @@ BackdoorEvaluation evaluate_backdoor(Model& model, const Dataset& test, const Tr
   constexpr const char* what = "evaluate_backdoor";
   check_options(test, options, what, false);
   const auto labels = test.labels.cpu();
-  const auto clean = predict(model, test.images);
+  const auto clean = clean_accuracy(model, test);
   const auto triggered = predict(model, trigger.apply(test.images));
   const auto want = backdoor_labels(labels, test.num_classes, options);
   BackdoorEvaluation out;
-  const auto correct = clean.eq(labels);
-  out.clean_accuracy = correct.to(torch::kDouble).mean().item<double>();
+  out.clean_accuracy = clean.accuracy;
+  out.per_class_accuracy = clean.per_class_accuracy;
   const auto counted = labels.ne(want);
   out.triggered = counted.sum().item<int64_t>();
   out.attack_success_rate =
@@ -91,13 +86,6 @@ BackdoorEvaluation evaluate_backdoor(Model& model, const Dataset& test, const Tr
           ? 0.0
           : triggered.eq(want).logical_and(counted).sum().item<double>() /
                 static_cast<double>(out.triggered);
-  for (int64_t c = 0; c < test.num_classes; ++c) {
-    const auto of_class = labels.eq(c);
-    const auto n = of_class.sum().item<int64_t>();
-    out.per_class_accuracy.push_back(
-        n == 0 ? std::numeric_limits<double>::quiet_NaN()
-               : correct.logical_and(of_class).sum().item<double>() / static_cast<double>(n));
-  }
   return out;
 }
 

@@ -28,8 +28,8 @@ PoisonedDataset flip_labels_uniform(const Dataset& data, const LabelFlipOptions&
   check_data(data, what);
   auto generator = make_generator(options.seed());
   const auto labels = data.labels.cpu();
-  const auto chosen = detail::choose(torch::arange(data.size(), torch::kLong), options.rate(),
-                                     generator);
+  const auto chosen = detail::choose(torch::arange(data.size(), torch::kLong),
+                                     detail::count_for(options.rate(), data.size()), generator);
   // An offset in [1, K) added modulo K: every other class equally likely, never the same one.
   const auto offsets = torch::randint(1, data.num_classes, {chosen.size(0)}, generator,
                                       torch::TensorOptions().dtype(torch::kLong));
@@ -49,7 +49,8 @@ PoisonedDataset flip_labels_targeted(const Dataset& data, int64_t source, int64_
   BULWARK_CHECK(source != target, "{}: source and target must differ, both are {}", what, source);
   auto generator = make_generator(options.seed());
   const auto candidates = data.labels.cpu().eq(source).nonzero().squeeze(1);
-  const auto chosen = detail::choose(candidates, options.rate(), generator);
+  const auto chosen = detail::choose(
+      candidates, detail::count_for(options.rate(), candidates.size(0)), generator);
   return detail::assemble(data, chosen, torch::full({chosen.size(0)}, target, torch::kLong), {},
                           fmt::format("flip-{}-to-{}-{}", source, target, options.rate()));
 }
@@ -70,7 +71,7 @@ PoisonedDataset flip_labels_by_loss(Model& clean_model, const Dataset& data,
       logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
   // Highest loss first; the stable sort keeps ties in index order.
   const auto order = std::get<1>(loss.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
-  const auto k = static_cast<int64_t>(std::llround(options.rate() * static_cast<double>(data.size())));
+  const auto k = detail::count_for(options.rate(), data.size());
   const auto chosen = std::get<0>(order.slice(0, 0, k).sort());
   auto wrong = logits.index_select(0, chosen).clone();
   wrong.scatter_(1, labels.index_select(0, chosen).unsqueeze(1),

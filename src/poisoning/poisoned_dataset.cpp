@@ -25,11 +25,14 @@ void check_rate(double rate, const char* what) {
                 what, rate);
 }
 
-at::Tensor choose(const at::Tensor& candidates, double rate, at::Generator& generator) {
-  const auto n = candidates.size(0);
-  const auto k = static_cast<int64_t>(std::llround(rate * static_cast<double>(n)));
-  const auto order = torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
-  return std::get<0>(candidates.index_select(0, order.slice(0, 0, k)).sort());
+int64_t count_for(double rate, int64_t n) {
+  return static_cast<int64_t>(std::llround(rate * static_cast<double>(n)));
+}
+
+at::Tensor choose(const at::Tensor& candidates, int64_t count, at::Generator& generator) {
+  const auto order = torch::randperm(candidates.size(0), generator,
+                                     torch::TensorOptions().dtype(torch::kLong));
+  return std::get<0>(candidates.index_select(0, order.slice(0, 0, count)).sort());
 }
 
 PoisonedDataset assemble(const Dataset& data, const at::Tensor& chosen, const at::Tensor& labels,

@@ -19,10 +19,11 @@ DetectionScore score_detection(const at::Tensor& flagged, const at::Tensor& pois
   BULWARK_CHECK((f.numel() == 0 || f.min().item<int64_t>() >= 0) &&
                     (p.numel() == 0 || p.min().item<int64_t>() >= 0),
                 "score_detection: indices must be >= 0");
+  const auto distinct_flagged = std::get<0>(at::_unique(f));
   DetectionScore s;
-  s.flagged = std::get<0>(at::_unique(f)).numel();
+  s.flagged = distinct_flagged.numel();
   s.poisoned = std::get<0>(at::_unique(p)).numel();
-  s.true_positives = at::isin(std::get<0>(at::_unique(f)), p).sum().item<int64_t>();
+  s.true_positives = at::isin(distinct_flagged, p).sum().item<int64_t>();
   s.precision = s.flagged == 0 ? 1.0 : static_cast<double>(s.true_positives) / s.flagged;
   s.recall = s.poisoned == 0 ? 1.0 : static_cast<double>(s.true_positives) / s.poisoned;
   return s;
