@@ -11,9 +11,14 @@
 namespace bulwark {
 
 at::Tensor changed_mask(const PoisonedDataset& poisoned) {
-  auto mask = torch::zeros({poisoned.data.size()}, torch::kBool);
+  const auto n = poisoned.data.size();
+  auto mask = torch::zeros({n}, torch::kBool);
   if (poisoned.changed.defined() && poisoned.changed.numel() > 0) {
-    mask.index_fill_(0, poisoned.changed.cpu(), true);
+    const auto changed = poisoned.changed.cpu().to(torch::kLong).flatten();
+    BULWARK_CHECK(changed.min().item<int64_t>() >= 0 && changed.max().item<int64_t>() < n,
+                  "changed_mask: changed indices must be in [0, {}), got [{}, {}]", n,
+                  changed.min().item<int64_t>(), changed.max().item<int64_t>());
+    mask.index_fill_(0, changed, true);
   }
   return mask;
 }

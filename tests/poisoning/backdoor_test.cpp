@@ -118,6 +118,8 @@ TEST_F(BackdoorTest, BadInputIsRefused) {
   EXPECT_BULWARK_ERROR(Trigger::patch(torch::ones({3, 2, 2}), 0, 0).apply(torch::rand({1, 2, 8, 8})),
                        "3 channels", "images 2");
   EXPECT_BULWARK_ERROR(trigger.apply(torch::rand({8, 8})), "[N, C, H, W]");
+  PoisonedDataset stray{data, torch::tensor({3, 100}, torch::kLong), torch::tensor({0, 0})};
+  EXPECT_BULWARK_ERROR(changed_mask(stray), "changed indices must be in [0, 100)", "[3, 100]");
   EXPECT_BULWARK_ERROR(trigger.apply(torch::zeros({1, 1, 8, 8}, torch::kByte)), "floating point");
   EXPECT_BULWARK_ERROR(backdoor_label(1, 1, BackdoorOptions()), "num_classes >= 2");
   EXPECT_BULWARK_ERROR(backdoor_label(4, 4, BackdoorOptions()), "label in [0, num_classes)");

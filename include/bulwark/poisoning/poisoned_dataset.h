@@ -21,6 +21,7 @@ struct PoisonedDataset {
 };
 
 /// A [N] bool mask, true at the indices of `changed`: the ground truth of a detection.
+/// @throws Error when an index of `changed` is outside [0, N).
 at::Tensor changed_mask(const PoisonedDataset& poisoned);
 
 }  // namespace bulwark
