@@ -8,6 +8,7 @@
 
 #include "bulwark/core/error.h"
 #include "bulwark/core/seed.h"
+#include "test_paths.h"
 
 namespace bulwark::testing {
 

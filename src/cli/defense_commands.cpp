@@ -45,6 +45,12 @@ struct DetectArgs {
   std::string layer;
   int64_t train_samples = 2000;
   int64_t detector_epochs = 10;
+  // STRIP.
+  int64_t overlays = 100;
+  int64_t holdout_samples = 1000;
+  // A backdoor trigger measured as one more attack (alone when --attacks is not given).
+  std::string trigger;
+  bool attacks_given = false;
 };
 
 // Trains a learned detector on PGD examples of the first train_samples training images.
@@ -88,6 +94,16 @@ std::unique_ptr<Detector> make_detector(const DetectArgs& args, Model& model, ui
                                                          .adaptive_samples(args.adaptive_samples)
                                                          .seed(seed));
   }
+  if (args.detector == "strip") {
+    // The defender's clean images: the first --holdout-samples of the training split.
+    auto options = args.data;
+    options.limit = args.holdout_samples;
+    return std::make_unique<Strip>(model, load_data(options, Split::Train).images,
+                                   StripOptions()
+                                       .overlays(args.overlays)
+                                       .adaptive_overlays(args.adaptive_samples)
+                                       .seed(seed));
+  }
   if (!args.detector_file.empty()) {
     return std::make_unique<LearnedDetector>(
         LearnedDetector::load(args.detector_file, model, model.device()));
@@ -111,9 +127,15 @@ void run_detect(const GlobalOptions& global, const DetectArgs& args) {
   BULWARK_CHECK(args.attack.epsilons.size() == 1,
                 "detect: give one --eps (the budget of the attacks and of the adaptive attack)");
   const auto device = resolve_device(global);
-  const auto attacks = make_attacks(args.attack, global.seed);
+  auto attacks = make_attacks(args.attack, global.seed);
   auto loaded = load_model(args.model, device, unseal_options(args.sealed));
   const auto data = load_data(args.data, Split::Test);
+  if (!args.trigger.empty()) {
+    const auto trigger = Trigger::parse(args.trigger);
+    trigger.apply(data.images.slice(0, 0, 1));  // refuses a trigger that does not fit
+    if (!args.attacks_given) attacks.clear();
+    attacks.push_back(std::make_shared<TriggerAttack>(trigger));
+  }
   Dataset on_device(data.images.to(device), data.labels.to(device), data.num_classes, data.name);
   auto detector = make_detector(args, loaded.model, global.seed, global.quiet);
 
@@ -233,7 +255,7 @@ Command add_detect_command(CLI::App& app, const GlobalOptions& global) {
   add_sealed_options(cmd, args->sealed);
   cmd->add_option("--detector", args->detector, "Detector")
       ->required()
-      ->check(CLI::IsMember({"squeeze", "learned", "consistency"}));
+      ->check(CLI::IsMember({"squeeze", "learned", "consistency", "strip"}));
   add_attack_options(cmd, args->attack);
   cmd->add_option("--fpr", args->fpr, "False-positive rate the threshold is set for")
       ->check(in_interval(0.0, 1.0, Ends::OpenHigh));
@@ -260,7 +282,8 @@ Command add_detect_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--samples", args->samples, "consistency: noisy copies per input")
       ->check(positive<int64_t>());
   cmd->add_option("--adaptive-samples", args->adaptive_samples,
-                  "consistency: noise draws per step of the adaptive attack (EOT)")
+                  "consistency, strip: noise draws or overlays per step of the adaptive attack "
+                  "(EOT)")
       ->check(positive<int64_t>());
   cmd->add_option("--detector-file", args->detector_file,
                   "learned: load this detector instead of training one");
@@ -272,7 +295,20 @@ Command add_detect_command(CLI::App& app, const GlobalOptions& global) {
       ->check(positive<int64_t>());
   cmd->add_option("--detector-epochs", args->detector_epochs, "learned: training epochs")
       ->check(positive<int64_t>());
-  return {cmd, [&global, args] { run_detect(global, *args); }};
+  cmd->add_option("--overlays", args->overlays,
+                  "strip: clean images superimposed on each input (Gao et al.: 100)")
+      ->check(positive<int64_t>());
+  cmd->add_option("--holdout-samples", args->holdout_samples,
+                  "strip: clean images the overlays are drawn from (the first of the training "
+                  "split)")
+      ->check(positive<int64_t>());
+  cmd->add_option("--trigger", args->trigger,
+                  "Also measure inputs stamped with this backdoor trigger (checkerboard:<size> or "
+                  "square:<size>, optionally @<row>,<col>); alone unless --attacks is given");
+  return {cmd, [&global, args, cmd] {
+            args->attacks_given = cmd->get_option("--attacks")->count() > 0;
+            run_detect(global, *args);
+          }};
 }
 
 Command add_certify_command(CLI::App& app, const GlobalOptions& global) {

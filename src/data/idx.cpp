@@ -7,7 +7,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 
+#include "bulwark/core/files.h"
 #include "core/check.h"
 #include "data/byte_reader.h"
 
@@ -149,6 +151,48 @@ Dataset load_mnist_format(const std::filesystem::path& directory, Split split,
                 labels.numel() ? labels.max().item<int64_t>() : 0);
   return Dataset(images.unsqueeze(1).to(at::kFloat).div_(255.0f), labels.to(at::kLong), 10,
                  name + (split == Split::Train ? "-train" : "-test"));
+}
+
+void write_idx(const std::filesystem::path& path, const at::Tensor& bytes) {
+  BULWARK_CHECK(bytes.defined() && bytes.scalar_type() == at::kByte,
+                "write_idx: the tensor must be uint8, got {}",
+                bytes.defined() ? detail::dtype_string(bytes) : "undefined");
+  BULWARK_CHECK(bytes.dim() >= 1 && bytes.dim() <= 4,
+                "write_idx: the tensor must have 1 to 4 dimensions, got {}", bytes.dim());
+  const auto data = bytes.contiguous().cpu();
+  std::string header = {0, 0, 0x08, static_cast<char>(data.dim())};
+  for (const int64_t size : data.sizes()) {
+    BULWARK_CHECK(size < (int64_t{1} << 32), "write_idx: size {} does not fit IDX's 32 bits", size);
+    for (const int shift : {24, 16, 8, 0}) header.push_back(static_cast<char>((size >> shift) & 0xff));
+  }
+  write_file_atomically(path, [&](const std::filesystem::path& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    BULWARK_CHECK(out.good(), "write_idx: cannot open '{}' for writing", tmp.string());
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    out.write(reinterpret_cast<const char*>(data.const_data_ptr<uint8_t>()),
+              static_cast<std::streamsize>(data.numel()));
+    out.flush();
+    BULWARK_CHECK(out.good(), "write_idx: writing '{}' failed", path.string());
+  });
+}
+
+void save_mnist_format(const Dataset& data, const std::filesystem::path& directory, Split split) {
+  BULWARK_CHECK(std::filesystem::is_directory(directory),
+                "save_mnist_format: directory '{}' does not exist", directory.string());
+  const auto& images = data.images;
+  BULWARK_CHECK(images.defined() && images.dim() == 4 && images.size(1) == 1,
+                "save_mnist_format: images must be [N, 1, H, W], got {}",
+                images.defined() ? detail::shape_string(images) : "undefined");
+  BULWARK_CHECK(images.numel() == 0 ||
+                    (images.min().item<double>() >= 0 && images.max().item<double>() <= 1),
+                "save_mnist_format: images must lie in [0, 1]");
+  BULWARK_CHECK(data.labels.numel() == 0 || (data.labels.min().item<int64_t>() >= 0 &&
+                                             data.labels.max().item<int64_t>() < 10),
+                "save_mnist_format: labels must lie in [0, 10)");
+  const std::string prefix = split == Split::Train ? "train" : "t10k";
+  write_idx(directory / (prefix + "-images-idx3-ubyte"),
+            images.squeeze(1).cpu().to(at::kFloat).mul(255.0f).round().to(at::kByte));
+  write_idx(directory / (prefix + "-labels-idx1-ubyte"), data.labels.cpu().to(at::kByte));
 }
 
 std::filesystem::path default_fashion_mnist_dir() {

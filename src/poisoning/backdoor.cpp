@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <cmath>
 
+#include "bulwark/attacks/pgd.h"
 #include "bulwark/eval/accuracy.h"
 #include "core/check.h"
 #include "poisoning/poisoning_detail.h"
@@ -30,6 +32,11 @@ at::Tensor backdoor_labels(const at::Tensor& labels, int64_t num_classes,
                            const BackdoorOptions& options) {
   if (options.mode() == BackdoorMode::AllToOne) return torch::full_like(labels, options.target());
   return (labels + 1).remainder(num_classes);
+}
+
+const char* trigger_kind(const Trigger& trigger) {
+  if (trigger.is_masked()) return "mask";
+  return trigger.is_patch() ? "patch" : "blend";
 }
 
 }  // namespace
@@ -65,7 +72,51 @@ PoisonedDataset plant_backdoor(const Dataset& data, const Trigger& trigger,
   return detail::assemble(
       data, chosen, backdoor_labels(labels.index_select(0, chosen), data.num_classes, options),
       images,
-      fmt::format("backdoor-{}-{}", trigger.is_patch() ? "patch" : "blend", options.rate()));
+      fmt::format("backdoor-{}-{}", trigger_kind(trigger), options.rate()));
+}
+
+void CleanLabelOptions::validate() const {
+  detail::check_rate(rate_, "plant_clean_label_backdoor");
+  BULWARK_CHECK(eps_ >= 0 && std::isfinite(eps_),
+                "plant_clean_label_backdoor: eps must be finite and >= 0, got {}", eps_);
+  BULWARK_CHECK(steps_ >= 1, "plant_clean_label_backdoor: steps must be >= 1, got {}", steps_);
+  BULWARK_CHECK(batch_size_ >= 1, "plant_clean_label_backdoor: batch_size must be >= 1, got {}",
+                batch_size_);
+}
+
+PoisonedDataset plant_clean_label_backdoor(Model& proxy, const Dataset& data,
+                                           const Trigger& trigger,
+                                           const CleanLabelOptions& options) {
+  constexpr const char* what = "plant_clean_label_backdoor";
+  options.validate();
+  check_options(data, BackdoorOptions().target(options.target()), what, false);
+  const auto labels = data.labels.cpu();
+  const auto candidates = labels.eq(options.target()).nonzero().squeeze(1);
+  auto generator = make_generator(options.seed());
+  const auto chosen = detail::choose(
+      candidates, detail::count_for(options.rate(), candidates.size(0)), generator);
+  // Untargeted PGD away from the true (target) class on the proxy: the perturbed images are
+  // hard to learn from their content, so the model leans on the trigger.
+  PGD pgd(PGDOptions(options.eps())
+              .steps(options.steps())
+              .step_size(2.5 * options.eps() / static_cast<double>(options.steps()))
+              .seed(options.seed())
+              .box(options.box()));
+  const auto device = proxy.device();
+  std::vector<at::Tensor> perturbed;
+  for (int64_t start = 0; start < chosen.size(0); start += options.batch_size()) {
+    const auto part = chosen.slice(0, start, start + options.batch_size());
+    perturbed.push_back(pgd.run(proxy, data.images.index_select(0, part.to(data.images.device()))
+                                           .to(device),
+                                labels.index_select(0, part).to(device))
+                            .adversarial.to(data.images.device()));
+  }
+  const auto images =
+      chosen.size(0) == 0
+          ? data.images.index_select(0, chosen.to(data.images.device()))
+          : options.box().clamp(trigger.apply(at::cat(perturbed)));
+  return detail::assemble(data, chosen, labels.index_select(0, chosen), images,
+                          fmt::format("clean-label-{}-{}", trigger_kind(trigger), options.rate()));
 }
 
 BackdoorEvaluation evaluate_backdoor(Model& model, const Dataset& test, const Trigger& trigger,

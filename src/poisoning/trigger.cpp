@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <cstdio>
+
 #include "core/check.h"
 
 namespace bulwark {
@@ -44,9 +46,48 @@ Trigger Trigger::checkerboard(int64_t size, int64_t channels, int64_t row, int64
   return patch(board.unsqueeze(0).expand({channels, size, size}).clone(), row, col);
 }
 
+Trigger Trigger::parse(const std::string& spec) {
+  const auto fail = [&spec] {
+    return Error(fmt::format("trigger: expected checkerboard:<size> or square:<size>, optionally "
+                             "followed by @<row>,<col>; got '{}'",
+                             spec));
+  };
+  const auto colon = spec.find(':');
+  if (colon == std::string::npos) throw fail();
+  const auto kind = spec.substr(0, colon);
+  if (kind != "checkerboard" && kind != "square") throw fail();
+  int64_t size = 0, row = -1, col = -1;
+  const auto rest = spec.substr(colon + 1);
+  char at = 0, comma = 0, extra = 0;
+  const int fields = std::sscanf(rest.c_str(), "%ld%c%ld%c%ld%c", &size, &at, &row, &comma,
+                                 &col, &extra);
+  const bool plain = fields == 1 && rest.find_first_not_of("0123456789") == std::string::npos;
+  const bool placed = fields == 5 && at == '@' && comma == ',';
+  if (!plain && !placed) throw fail();
+  BULWARK_CHECK(size >= 1 && (plain || (row >= 0 && col >= 0)),
+                "trigger: the size must be >= 1 and the position >= 0, got '{}'", spec);
+  if (kind == "checkerboard") return checkerboard(size, 1, row, col);
+  return patch(torch::ones({1, size, size}), row, col);
+}
+
 Trigger Trigger::blend(at::Tensor pattern, double alpha) {
   BULWARK_CHECK(alpha > 0 && alpha <= 1, "Trigger::blend: alpha must be in (0, 1], got {}", alpha);
   return Trigger(checked_pattern(std::move(pattern), "Trigger::blend"), 0, 0, alpha);
+}
+
+Trigger Trigger::masked(at::Tensor mask, at::Tensor pattern) {
+  auto m = checked_pattern(std::move(mask), "Trigger::masked");
+  BULWARK_CHECK(m.size(0) == 1, "Trigger::masked: the mask must be [H, W] or [1, H, W], got {} "
+                                "channels", m.size(0));
+  BULWARK_CHECK(m.min().item<double>() >= 0 && m.max().item<double>() <= 1,
+                "Trigger::masked: the mask must lie in [0, 1]");
+  auto p = checked_pattern(std::move(pattern), "Trigger::masked");
+  BULWARK_CHECK(p.size(1) == m.size(1) && p.size(2) == m.size(2),
+                "Trigger::masked: the mask is {}x{} but the pattern {}x{}", m.size(1), m.size(2),
+                p.size(1), p.size(2));
+  Trigger t(std::move(p), 0, 0, 0);
+  t.mask_ = std::move(m);
+  return t;
 }
 
 at::Tensor Trigger::apply(const at::Tensor& images) const {
@@ -61,8 +102,12 @@ at::Tensor Trigger::apply(const at::Tensor& images) const {
                 "Trigger::apply: the trigger has {} channels, the images {}", pattern.size(0), c);
   if (!is_patch()) {
     BULWARK_CHECK(pattern.size(1) == h && pattern.size(2) == w,
-                  "Trigger::apply: the blend pattern is {}x{}, the images {}x{}", pattern.size(1),
-                  pattern.size(2), h, w);
+                  "Trigger::apply: the {} pattern is {}x{}, the images {}x{}",
+                  is_masked() ? "masked" : "blend", pattern.size(1), pattern.size(2), h, w);
+    if (is_masked()) {
+      const auto m = mask_.to(images.options()).unsqueeze(0);
+      return images * (1 - m) + pattern.unsqueeze(0) * m;
+    }
     return images * (1 - alpha_) + pattern.unsqueeze(0) * alpha_;
   }
   const auto ph = pattern.size(1), pw = pattern.size(2);
@@ -79,6 +124,7 @@ at::Tensor Trigger::apply(const at::Tensor& images) const {
 }
 
 std::string Trigger::describe() const {
+  if (is_masked()) return fmt::format("mask of L1 norm {:.3g}", mask_.sum().item<double>());
   if (!is_patch()) return fmt::format("blend alpha {}", alpha_);
   if (row_ < 0) {
     return fmt::format("patch {}x{} in the bottom-right corner", pattern_.size(1), pattern_.size(2));

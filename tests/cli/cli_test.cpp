@@ -18,6 +18,7 @@ namespace {
 
 using testing::count_lines;
 using testing::run_cli;
+using testing::write_toy_mnist;
 
 class CliTest : public testing::SeededTest {};
 
@@ -34,7 +35,7 @@ TEST_F(CliTest, ErrorsAreOneLineAndExitOne) {
     const auto r = run_cli("info --device cuda");
     // info needs no device; evaluate does.
     EXPECT_EQ(r.status, 0);
-    const auto e = run_cli("evaluate --device cuda --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt");
+    const auto e = run_cli("evaluate --device cuda --model " + testing::test_data("tiny_mlp.pt"));
     EXPECT_EQ(e.status, 1) << e.output;
     EXPECT_EQ(count_lines(e.output), 1u) << e.output;
     EXPECT_NE(e.output.find("--device cuda"), std::string::npos) << e.output;
@@ -95,22 +96,6 @@ TEST_F(CliTest, FailedRunsLeaveNoFileBehind) {
             0);
 }
 
-// A toy MNIST-format data set of 200 images in `dir`, both splits: the class is the
-// brightness decile of the image.
-void write_toy_mnist(const testing::TempDir& dir) {
-  const int n = 200;
-  std::vector<uint8_t> images = {0, 0, 8, 3, 0, 0, 0, n, 0, 0, 0, 28, 0, 0, 0, 28};
-  std::vector<uint8_t> labels = {0, 0, 8, 1, 0, 0, 0, n};
-  for (int i = 0; i < n; ++i) {
-    labels.push_back(static_cast<uint8_t>(i % 10));
-    images.insert(images.end(), 28 * 28, static_cast<uint8_t>(10 + 25 * (i % 10)));
-  }
-  for (const auto* split : {"train", "t10k"}) {
-    testing::write_bytes(dir / (std::string(split) + "-images-idx3-ubyte"), images);
-    testing::write_bytes(dir / (std::string(split) + "-labels-idx1-ubyte"), labels);
-  }
-}
-
 TEST_F(CliTest, TrainsAndEvaluatesOnSmallData) {
   testing::TempDir dir;
   write_toy_mnist(dir);
@@ -150,14 +135,14 @@ TEST_F(CliTest, EvaluatesATorchScriptModelFromPythonWithEveryAttack) {
   testing::TempDir dir;
   write_tiny_test_set(dir.path());
   const auto r = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
-                         " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt");
+                         " --model " + testing::test_data("tiny_mlp.pt"));
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("torchscript:tiny_mlp.pt"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("(12 samples)"), std::string::npos) << r.output;
   // Attacks run on the TorchScript model too: gradients flow through the scripted module.
   const auto report = dir / "attacked.json";
   const auto a = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
-                         " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt --attacks fgsm,pgd "
+                         " --model " + testing::test_data("tiny_mlp.pt") + " --attacks fgsm,pgd "
                          "--eps 0.1,0.5 --steps 3 --report " + report.string());
   EXPECT_EQ(a.status, 0) << a.output;
   EXPECT_NE(a.output.find("pgd    linf       0.5"), std::string::npos) << a.output;
@@ -165,7 +150,7 @@ TEST_F(CliTest, EvaluatesATorchScriptModelFromPythonWithEveryAttack) {
   // AutoAttack's components that work with 3 classes, and the fast mode's report.
   const auto components = run_cli(
       "evaluate --quiet --data mnist --data-dir " + dir.path().string() +
-      " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt --attacks apgd-ce,apgd-dlr,fab-t,square "
+      " --model " + testing::test_data("tiny_mlp.pt") + " --attacks apgd-ce,apgd-dlr,fab-t,square "
       "--eps 0.1 --report " + report.string());
   EXPECT_EQ(components.status, 0) << components.output;
   const auto json = testing::read_file(report);
@@ -175,7 +160,7 @@ TEST_F(CliTest, EvaluatesATorchScriptModelFromPythonWithEveryAttack) {
   }
   // APGD-T's targeted DLR loss needs 4 classes: one line saying so, no report.
   const auto refused = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
-                               " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt --attacks "
+                               " --model " + testing::test_data("tiny_mlp.pt") + " --attacks "
                                "autoattack --eps 0.1 --report " + (dir / "aa.json").string());
   EXPECT_EQ(refused.status, 1) << refused.output;
   EXPECT_EQ(count_lines(refused.output), 1u) << refused.output;
@@ -184,12 +169,12 @@ TEST_F(CliTest, EvaluatesATorchScriptModelFromPythonWithEveryAttack) {
   EXPECT_FALSE(std::filesystem::exists(dir / "aa.json"));
   // `evaluate --version` is AutoAttack's version, not the program's: rand needs 3 classes.
   const auto rand = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
-                            " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt --attacks "
+                            " --model " + testing::test_data("tiny_mlp.pt") + " --attacks "
                             "autoattack --version rand --eps 0.1");
   EXPECT_EQ(rand.status, 0) << rand.output;
   EXPECT_NE(rand.output.find("autoattack-rand"), std::string::npos) << rand.output;
   const auto version = run_cli("evaluate --quiet --data mnist --data-dir " + dir.path().string() +
-                               " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt --attacks "
+                               " --model " + testing::test_data("tiny_mlp.pt") + " --attacks "
                                "autoattack --version fastest");
   EXPECT_EQ(version.status, 1) << version.output;
   EXPECT_NE(version.output.find("--version"), std::string::npos) << version.output;
@@ -199,7 +184,7 @@ TEST_F(CliTest, EvaluateBracketWritesReportsAndPlotAndRefusesWhatItCannotBracket
   testing::TempDir dir;
   write_tiny_test_set(dir.path());
   const std::string base = "evaluate --quiet --data mnist --data-dir " + dir.path().string() +
-                           " --model " BULWARK_TEST_DATA_DIR "/tiny_mlp.pt ";
+                           " --model " + testing::test_data("tiny_mlp.pt") + " ";
   const auto json = dir / "bracket.json", md = dir / "bracket.md", svg = dir / "bracket.svg";
   const auto r = run_cli(base + "--attacks pgd --norm l2 --eps 0.5,1 --steps 3 --bracket --n 50 "
                          "--n0 10 --smoothed-steps 2 --eot-draws 2 --report " + json.string() +

@@ -58,8 +58,8 @@ TEST_F(ModelTest, FunctionModelRecordsModeAndParameters) {
 }
 
 TEST_F(ModelTest, LoadsATorchScriptModelExportedFromPython) {
-  auto model = Model::load_torchscript(BULWARK_TEST_DATA_DIR "/tiny_mlp.pt");
-  auto expected = torch::jit::load(BULWARK_TEST_DATA_DIR "/tiny_mlp_expected.pt");
+  auto model = Model::load_torchscript(testing::test_data("tiny_mlp.pt"));
+  auto expected = torch::jit::load(testing::test_data("tiny_mlp_expected.pt"));
   const auto inputs = expected.attr("inputs").toTensor();
   const auto logits = expected.attr("logits").toTensor();
   EXPECT_TRUE(torch::allclose(model.forward(inputs), logits, 1e-5, 1e-6));
@@ -76,7 +76,7 @@ TEST_F(ModelTest, LoadsATorchScriptModelExportedFromPython) {
 TEST_F(ModelTest, TorchScriptErrorsNameTheFile) {
   EXPECT_BULWARK_ERROR(Model::load_torchscript("/nonexistent/model.pt"), "/nonexistent/model.pt",
                        "does not exist");
-  EXPECT_BULWARK_ERROR(Model::load_torchscript(BULWARK_TEST_DATA_DIR "/../../test_util.h"),
+  EXPECT_BULWARK_ERROR(Model::load_torchscript(testing::test_data("../../test_util.h")),
                        "test_util.h", "not a loadable TorchScript model");
 }
 

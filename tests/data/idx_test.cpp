@@ -105,5 +105,38 @@ TEST_F(IdxTest, LoadsMnistFormatAndChecksCounts) {
   EXPECT_BULWARK_ERROR(load_mnist_format(dir / "nope", Split::Train), "does not exist");
 }
 
+TEST_F(IdxTest, WritesWhatItReadsBitwise) {
+  TempDir dir;
+  write_bytes(dir / "t10k-images-idx3-ubyte", idx_bytes({5, 7, 6}));
+  write_bytes(dir / "t10k-labels-idx1-ubyte", {0, 0, 8, 1, 0, 0, 0, 5, 3, 1, 4, 1, 5});
+  const auto data = load_mnist_format(dir.path(), Split::Test);
+  TempDir out;
+  save_mnist_format(data, out.path(), Split::Train);
+  // The files are the originals, byte for byte, and read back to the same tensors.
+  EXPECT_EQ(testing::read_file(out / "train-images-idx3-ubyte"),
+            testing::read_file(dir / "t10k-images-idx3-ubyte"));
+  EXPECT_EQ(testing::read_file(out / "train-labels-idx1-ubyte"),
+            testing::read_file(dir / "t10k-labels-idx1-ubyte"));
+  const auto back = load_mnist_format(out.path(), Split::Train);
+  EXPECT_TRUE(torch::equal(back.images, data.images));
+  EXPECT_TRUE(torch::equal(back.labels, data.labels));
+  // A 4-dimensional tensor round-trips too.
+  const auto cube = torch::randint(0, 256, {2, 3, 1, 4}, torch::kByte);
+  write_idx(out / "cube", cube);
+  EXPECT_TRUE(torch::equal(read_idx(out / "cube"), cube));
+
+  EXPECT_BULWARK_ERROR(write_idx(out / "f", torch::rand({3})), "uint8");
+  EXPECT_BULWARK_ERROR(write_idx(out / "f", torch::zeros({1, 1, 1, 1, 1}, torch::kByte)),
+                       "1 to 4 dimensions");
+  EXPECT_BULWARK_ERROR(save_mnist_format(Dataset(torch::rand({2, 3, 4, 4}), torch::zeros({2},
+                                                 torch::kLong), 10), out.path(), Split::Test),
+                       "[N, 1, H, W]");
+  EXPECT_BULWARK_ERROR(save_mnist_format(Dataset(torch::rand({2, 1, 4, 4}) + 1,
+                                                 torch::zeros({2}, torch::kLong), 10),
+                                         out.path(), Split::Test),
+                       "[0, 1]");
+  EXPECT_BULWARK_ERROR(save_mnist_format(data, out / "missing", Split::Test), "does not exist");
+}
+
 }  // namespace
 }  // namespace bulwark

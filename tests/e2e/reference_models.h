@@ -10,12 +10,13 @@
 
 #include "bulwark/core/error.h"
 #include "bulwark/models/model_zoo.h"
+#include "test_paths.h"
 
 namespace bulwark::testing {
 
 inline std::filesystem::path reference_model_path(const std::string& name,
                                                   const std::string& extension = ".pt") {
-  return std::filesystem::path(BULWARK_REFERENCE_MODELS_DIR) / (name + extension);
+  return std::filesystem::path(reference_models_dir()) / (name + extension);
 }
 
 /// The model `name` (standard, fast-at, gaussian, dp-tanh).

@@ -16,7 +16,7 @@ class FuzzCorpusTest : public ::testing::TestWithParam<fuzz::NamedTarget> {};
 
 TEST_P(FuzzCorpusTest, EveryInputIsParsedOrRefusedCleanly) {
   const auto& target = GetParam();
-  const fs::path dir = fs::path(BULWARK_FUZZ_CORPUS_DIR) / target.name;
+  const fs::path dir = fs::path(testing::fuzz_corpus_dir()) / target.name;
   ASSERT_TRUE(fs::is_directory(dir)) << dir;
   size_t inputs = 0;
   for (const auto& entry : fs::directory_iterator(dir)) {

@@ -69,7 +69,7 @@ TEST_F(ModelZooTest, SaveLoadIsBitIdentical) {
 }
 
 TEST_F(ModelZooTest, LoadsTorchScriptThroughTheSameCall) {
-  auto loaded = load_model(BULWARK_TEST_DATA_DIR "/tiny_mlp.pt");
+  auto loaded = load_model(testing::test_data("tiny_mlp.pt"));
   EXPECT_FALSE(loaded.spec.has_value());
   EXPECT_EQ(loaded.model.forward(torch::rand({2, 1, 4, 4})).size(1), 3);
 }
@@ -100,7 +100,7 @@ TEST_F(ModelZooTest, BadFilesAndSpecs) {
                        "'hidden' must be an integer");
   EXPECT_BULWARK_ERROR(ModelSpec::from_json(mlp + "8}"), "'hidden' must be an array");
   EXPECT_EQ(ModelSpec::from_json(mlp + "[8]}").hidden, std::vector<int64_t>{8});
-  EXPECT_BULWARK_ERROR(save_model(Model::load_torchscript(BULWARK_TEST_DATA_DIR "/tiny_mlp.pt"),
+  EXPECT_BULWARK_ERROR(save_model(Model::load_torchscript(testing::test_data("tiny_mlp.pt")),
                                   ModelSpec(), dir / "x.pt"),
                        "not a torch::nn module");
 }

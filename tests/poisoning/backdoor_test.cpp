@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "attacks/attack_test_util.h"
 #include "test_util.h"
 
 namespace bulwark {
@@ -29,6 +30,21 @@ TEST_F(BackdoorTest, PatchIsStampedWhereAskedAndNowhereElse) {
   const auto placed = Trigger::patch(torch::ones({2, 2}), 0, 1).apply(images);
   EXPECT_TRUE(placed.slice(2, 0, 2).slice(3, 1, 3).eq(1).all().item<bool>());
   EXPECT_EQ(trigger.describe(), "patch 3x3 in the bottom-right corner");
+}
+
+TEST_F(BackdoorTest, TriggersParseFromTheirCommandLineSpelling) {
+  const auto images = 0.5 * torch::rand({2, 1, 8, 8});
+  EXPECT_TRUE(torch::equal(Trigger::parse("checkerboard:3").apply(images),
+                           Trigger::checkerboard(3).apply(images)));
+  EXPECT_TRUE(torch::equal(Trigger::parse("checkerboard:2@0,5").apply(images),
+                           Trigger::checkerboard(2, 1, 0, 5).apply(images)));
+  const auto square = Trigger::parse("square:2@1,1").apply(images);
+  EXPECT_TRUE(square.slice(2, 1, 3).slice(3, 1, 3).eq(1).all().item<bool>());
+  EXPECT_EQ(Trigger::parse("square:4").describe(), "patch 4x4 in the bottom-right corner");
+  for (const char* bad : {"checkerboard", "checkerboard:", "checkerboard:0", "checkerboard:-3",
+                          "circle:3", "square:3@1", "square:3@1,2,3", "square:3x", "square:3@-1,2"}) {
+    EXPECT_BULWARK_ERROR(Trigger::parse(bad), "trigger", bad);
+  }
 }
 
 TEST_F(BackdoorTest, BlendMixesThePatternAtItsRatio) {
@@ -96,6 +112,42 @@ TEST_F(BackdoorTest, EvaluationMeasuresCleanAccuracyAndAttackSuccess) {
   const auto elsewhere = evaluate_backdoor(model, test, Trigger::checkerboard(3, 1, 0, 2),
                                            BackdoorOptions().target(3));
   EXPECT_DOUBLE_EQ(elsewhere.attack_success_rate, 0.0);
+}
+
+TEST_F(BackdoorTest, CleanLabelPoisonKeepsLabelsAndStaysInItsBudget) {
+  const auto data = toy();
+  auto proxy = testing::LinearModel(torch::randn({4, 64}), torch::zeros({4}));
+  const auto trigger = Trigger::checkerboard(3);
+  const auto options = CleanLabelOptions().rate(0.5).target(2).eps(0.05).steps(5).seed(4);
+  const auto poisoned = plant_clean_label_backdoor(proxy.model, data, trigger, options);
+  // Half of class 2's 25 images (rounded), all of class 2, labels untouched everywhere.
+  ASSERT_EQ(poisoned.changed.numel(), 13);
+  EXPECT_TRUE(data.labels.index_select(0, poisoned.changed).eq(2).all().item<bool>());
+  EXPECT_TRUE(torch::equal(poisoned.data.labels, data.labels));
+  EXPECT_TRUE(torch::equal(poisoned.original_labels, data.labels.index_select(0, poisoned.changed)));
+  // Changed images carry the trigger and, elsewhere, a perturbation within eps; the rest are
+  // bitwise the originals.
+  const auto before = data.images.index_select(0, poisoned.changed);
+  const auto after = poisoned.data.images.index_select(0, poisoned.changed);
+  EXPECT_TRUE(torch::equal(trigger.apply(after), after));
+  auto outside = torch::ones({8, 8}, torch::kBool);
+  outside.slice(0, 4, 7).slice(1, 4, 7).fill_(false);
+  const auto delta = (after - before).masked_select(outside);
+  EXPECT_LE(delta.abs().max().item<double>(), 0.05 + 1e-6);
+  EXPECT_GT(delta.abs().max().item<double>(), 0.01);
+  const auto mask = changed_mask(poisoned);
+  EXPECT_TRUE(torch::equal(poisoned.data.images.index({mask.logical_not()}),
+                           data.images.index({mask.logical_not()})));
+  const auto again = plant_clean_label_backdoor(proxy.model, data, trigger, options);
+  EXPECT_TRUE(torch::equal(again.data.images, poisoned.data.images));
+  EXPECT_BULWARK_ERROR(plant_clean_label_backdoor(proxy.model, data, trigger, CleanLabelOptions(options).rate(2)),
+                       "rate");
+  EXPECT_BULWARK_ERROR(
+      plant_clean_label_backdoor(proxy.model, data, trigger, CleanLabelOptions().target(9)),
+      "target class must be in [0, 4)");
+  EXPECT_BULWARK_ERROR(
+      plant_clean_label_backdoor(proxy.model, data, trigger, CleanLabelOptions().steps(0)),
+      "steps");
 }
 
 TEST_F(BackdoorTest, BadInputIsRefused) {

@@ -149,7 +149,7 @@ TEST(AccountantTest, PrvBracketsAgreeAcrossMeshes) {
 // Runs tests/privacy/dp_accounting_reference.py on `cases` ("q,sigma,steps,delta,interval"):
 // one ε per case, or nothing when dp_accounting is missing (exit status 77).
 std::optional<std::vector<double>> dp_accounting_epsilons(const std::vector<std::string>& cases) {
-  std::string command = std::string(BULWARK_PYTHON_PATH) + " " + BULWARK_DP_ACCOUNTING_REFERENCE;
+  std::string command = testing::python_path() + " " + testing::dp_accounting_reference();
   for (const auto& c : cases) command += " " + c;
   FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return std::nullopt;
@@ -169,7 +169,7 @@ std::optional<std::vector<double>> dp_accounting_epsilons(const std::vector<std:
 }
 
 TEST(AccountantTest, PrvIsNeverBelowDpAccountingAndWithinItsStatedError) {
-  if (std::string(BULWARK_PYTHON_PATH).empty()) GTEST_SKIP() << "no BULWARK_PYTHON";
+  if (testing::python_path().empty()) GTEST_SKIP() << "no BULWARK_PYTHON";
   // A grid of sampling rates, noise multipliers, steps and δ, small ε included. dp_accounting's
   // PLD accountant (pessimistic, connect the dots, both directions) on our mesh and on one
   // twice as fine: on our mesh it is the same discretization without our slack; on the finer
@@ -200,7 +200,7 @@ TEST(AccountantTest, PrvIsNeverBelowDpAccountingAndWithinItsStatedError) {
     }
   }
   const auto reference = dp_accounting_epsilons(cases);
-  if (!reference) GTEST_SKIP() << "dp_accounting is not importable by " << BULWARK_PYTHON_PATH;
+  if (!reference) GTEST_SKIP() << "dp_accounting is not importable by " << testing::python_path();
   ASSERT_EQ(reference->size(), 2 * grid.size());
   for (size_t i = 0; i < grid.size(); ++i) {
     const auto& c = grid[i];

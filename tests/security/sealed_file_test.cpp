@@ -250,13 +250,13 @@ TEST_F(SealedModelTest, LoadModelOpensSealedCheckpointsAndTorchScriptInMemory) {
   EXPECT_TRUE(torch::equal(loaded.model.forward(x), expected));
 
   // A TorchScript model, sealed.
-  const fs::path script = BULWARK_TEST_DATA_DIR "/tiny_mlp.pt";
+  const fs::path script = testing::test_data("tiny_mlp.pt");
   seal_file(script, dir_ / "script.sealed", SealOptions().key(key));
   auto scripted = load_model(dir_ / "script.sealed", c10::Device(c10::kCPU),
                              UnsealOptions().key(key));
   EXPECT_FALSE(scripted.spec.has_value());
   const auto plain_script = load_model(script);
-  const auto y = torch::jit::load(BULWARK_TEST_DATA_DIR "/tiny_mlp_expected.pt")
+  const auto y = torch::jit::load(testing::test_data("tiny_mlp_expected.pt"))
                      .attr("inputs")
                      .toTensor();
   EXPECT_TRUE(torch::equal(scripted.model.forward(y), plain_script.model.forward(y)));

@@ -26,6 +26,19 @@ enum class Split { Train, Test };
 Dataset load_mnist_format(const std::filesystem::path& directory, Split split,
                           const std::string& name = "mnist");
 
+/// Writes a uint8 tensor of 1 to 4 dimensions as an uncompressed IDX file, atomically (see
+/// write_file_atomically).
+/// @throws Error when the tensor is not uint8, has no or more than 4 dimensions, or the file
+/// cannot be written.
+void write_idx(const std::filesystem::path& path, const at::Tensor& bytes);
+
+/// Writes `data` as the two MNIST-format files of `split` in `directory` (uncompressed), so that
+/// load_mnist_format reads it back: images [N, 1, H, W] in [0, 1] are stored as round(255 x),
+/// which reproduces bitwise any image that was read from such a file.
+/// @throws Error when the images are not [N, 1, H, W] in [0, 1], a label is outside [0, 10), or
+/// the directory does not exist.
+void save_mnist_format(const Dataset& data, const std::filesystem::path& directory, Split split);
+
 /// `/usr/share/datasets/fashion-mnist`, or $BULWARK_FASHION_MNIST when set.
 std::filesystem::path default_fashion_mnist_dir();
 

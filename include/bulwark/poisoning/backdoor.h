@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "bulwark/core/input_box.h"
 #include "bulwark/core/model.h"
 #include "bulwark/poisoning/poisoned_dataset.h"
 #include "bulwark/poisoning/trigger.h"
@@ -38,6 +39,33 @@ int64_t backdoor_label(int64_t label, int64_t num_classes, const BackdoorOptions
 /// candidates than the rate asks for, or the trigger does not fit the images.
 PoisonedDataset plant_backdoor(const Dataset& data, const Trigger& trigger,
                                const BackdoorOptions& options = {});
+
+struct CleanLabelOptions {
+  /// Fraction of the target class's images that are poisoned (their labels stay).
+  TORCH_ARG(double, rate) = 0.5;
+  TORCH_ARG(int64_t, target) = 0;
+  /// L∞ budget and steps of the PGD perturbation on the proxy model (Turner et al.: 8/255 and
+  /// 16/255 on CIFAR-10 images in [0, 1]; the step is 2.5 · eps / steps).
+  TORCH_ARG(double, eps) = 16.0 / 255.0;
+  TORCH_ARG(int64_t, steps) = 10;
+  TORCH_ARG(int64_t, batch_size) = 256;
+  TORCH_ARG(InputBox, box) = InputBox();
+  TORCH_ARG(uint64_t, seed) = 0;
+
+ public:
+  /// @throws Error when rate is outside [0, 1], eps is negative or steps < 1.
+  void validate() const;
+};
+
+/// The clean-label backdoor (Turner et al. 2019): a fraction of the target class's own images,
+/// labels unchanged, are first pushed away from their class by PGD on `proxy` (a model trained
+/// on clean data) and then stamped with the trigger. Nothing is mislabelled, so label
+/// inspection finds nothing; the model learns the trigger because the perturbed images' content
+/// no longer explains their label.
+/// @throws Error as plant_backdoor, or when the options are invalid.
+PoisonedDataset plant_clean_label_backdoor(Model& proxy, const Dataset& data,
+                                           const Trigger& trigger,
+                                           const CleanLabelOptions& options = {});
 
 struct BackdoorEvaluation {
   double clean_accuracy = 0;  ///< on the clean test images
