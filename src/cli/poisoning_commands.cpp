@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "bulwark/bulwark.h"
@@ -142,6 +143,7 @@ struct InspectArgs {
   double agreement = 0.5;
   int64_t folds = 3;
   int64_t cv_epochs = 1;
+  bool confirm = false;
   int64_t batch_size = 500;
 };
 
@@ -201,17 +203,46 @@ void run_inspect(const GlobalOptions& global, const InspectArgs& args) {
 
   nlohmann::json report = {{"model", args.model}, {"data", train.name}, {"samples", train.size()},
                            {"method", args.method}};
+  const Dataset on_device(train.images.to(device), train.labels.to(device), train.num_classes,
+                          train.name);
+  // Copies of the model's architecture trained by the CLI's standard recipe for --cv-epochs:
+  // the models exclusionary reclassification and confident learning need.
+  const auto retrainer = [&](std::function<void()> trained) -> ModelTrainer {
+    BULWARK_CHECK(loaded.spec.has_value(),
+                  "--method {} trains copies of the model's architecture: '{}' is TorchScript, "
+                  "give a Bulwark model file",
+                  args.method, args.model);
+    const auto spec = *loaded.spec;
+    return [&, spec, trained](const Dataset& subset, uint64_t seed) {
+      manual_seed(seed);
+      auto model = make_model(spec);
+      model.to(device);
+      Trainer(model, TrainerOptions().epochs(args.cv_epochs).seed(seed).keep_best(false))
+          .fit(subset);
+      trained();
+      return model;
+    };
+  };
   at::Tensor flagged;
   std::optional<Dataset> sanitized;
   if (args.method == "spectral" || args.method == "clustering") {
     const auto features = activations(loaded.model, args.layer, train, args.batch_size, global.quiet);
-    const auto inspection =
+    auto inspection =
         args.method == "spectral"
             ? spectral_signatures(features, train.labels, train.num_classes,
                                   SpectralSignatureOptions().expected_poison_rate(
                                       args.expected_poison_rate))
             : activation_clustering(features, train.labels, train.num_classes,
                                     ActivationClusteringOptions().seed(global.seed));
+    if (args.confirm) {
+      BULWARK_CHECK(args.method == "clustering",
+                    "--confirm (exclusionary reclassification) belongs to --method clustering");
+      spdlog::info("exclusionary reclassification: training a model without the {} flagged samples",
+                   inspection.flagged.numel());
+      inspection = exclusionary_reclassification(
+          inspection, on_device, retrainer([] {}),
+          ExclusionaryReclassificationOptions().seed(global.seed).batch_size(args.batch_size));
+    }
     flagged = inspection.flagged;
     auto classes = nlohmann::json::array();
     for (const auto& c : inspection.classes) {
@@ -240,24 +271,12 @@ void run_inspect(const GlobalOptions& global, const InspectArgs& args) {
           KnnSanitizationOptions().k(args.k).agreement(args.agreement));
       report["layer"] = args.layer;
     } else {
-      BULWARK_CHECK(loaded.spec.has_value(),
-                    "--method confident-learning trains copies of the model's architecture: "
-                    "'{}' is TorchScript, give a Bulwark model file",
-                    args.model);
-      const auto spec = *loaded.spec;
       Progress progress("cross-validation models", args.folds, global.quiet);
       int64_t done = 0;
-      const ModelTrainer trainer = [&](const Dataset& fold, uint64_t seed) {
-        manual_seed(seed);
-        auto model = make_model(spec);
-        model.to(device);
-        Trainer(model, TrainerOptions().epochs(args.cv_epochs).seed(seed).keep_best(false))
-            .fit(fold);
-        progress.update(++done, fmt::format("{}/{}", done, args.folds));
-        return model;
-      };
-      const Dataset on_device(train.images.to(device), train.labels.to(device), train.num_classes,
-                              train.name);
+      const auto trainer = retrainer([&] {
+        ++done;
+        progress.update(done, fmt::format("{}/{}", done, args.folds));
+      });
       const auto p = cross_validated_probabilities(on_device, args.folds, trainer, global.seed,
                                                    args.batch_size);
       progress.finish(fmt::format("{} folds", args.folds));
@@ -487,8 +506,13 @@ Command add_inspect_data_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--folds", args->folds,
                   "confident-learning: cross-validation folds (one model trained per fold)")
       ->check(in_interval<int64_t>(2, 100));
-  cmd->add_option("--cv-epochs", args->cv_epochs, "confident-learning: epochs per fold's model")
+  cmd->add_option("--cv-epochs", args->cv_epochs,
+                  "confident-learning, --confirm: epochs of each model trained (the CLI's "
+                  "standard recipe, on the model's architecture)")
       ->check(positive<int64_t>());
+  cmd->add_flag("--confirm", args->confirm,
+                "clustering: confirm the flagged clusters by exclusionary reclassification (a "
+                "model trained without them must not give them back their labels)");
   cmd->add_option("--batch-size", args->batch_size, "Batch size of the forward passes")
       ->check(positive<int64_t>());
   cmd->add_option("--ground-truth", args->ground_truth,

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "bulwark/core/seed.h"
+#include "bulwark/eval/accuracy.h"
 #include "core/check.h"
 #include "poisoning/class_statistics.h"
 
@@ -128,6 +129,63 @@ InspectionReport activation_clustering(const at::Tensor& activations, const at::
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
+}
+
+InspectionReport exclusionary_reclassification(const InspectionReport& suspects,
+                                               const Dataset& data, const ModelTrainer& train,
+                                               const ExclusionaryReclassificationOptions& options) {
+  constexpr const char* what = "exclusionary_reclassification";
+  const auto start = std::chrono::steady_clock::now();
+  BULWARK_CHECK(train != nullptr, "{}: no trainer given", what);
+  BULWARK_CHECK(options.batch_size() >= 1, "{}: batch_size must be >= 1", what);
+  const int64_t n = data.size();
+  const auto flagged = suspects.flagged.defined() ? suspects.flagged.cpu().to(torch::kLong)
+                                                  : torch::empty({0}, torch::kLong);
+  BULWARK_CHECK(flagged.numel() == 0 || (flagged.min().item<int64_t>() >= 0 &&
+                                         flagged.max().item<int64_t>() < n),
+                "{}: flagged indices must lie in [0, {})", what, n);
+  InspectionReport out = suspects;
+  out.method = suspects.method + "+exclusionary-reclassification";
+  out.flagged = flagged;
+  if (flagged.numel() == 0) return out;
+  auto keep = torch::ones({n}, torch::kBool);
+  keep.index_fill_(0, flagged, false);
+  const auto kept = keep.nonzero().squeeze(1);
+  BULWARK_CHECK(kept.numel() > 0, "{}: every sample is flagged; nothing is left to train on", what);
+  const auto on = [](const at::Tensor& index, const at::Tensor& t) {
+    return t.index_select(0, index.to(t.device()));
+  };
+  auto model = train(Dataset(on(kept, data.images), on(kept, data.labels), data.num_classes,
+                             data.name + " without suspects"),
+                     options.seed());
+  const auto predicted = predict(model, on(flagged, data.images), options.batch_size()).cpu();
+  const auto labels = on(flagged, data.labels).cpu().to(torch::kLong);
+  std::vector<at::Tensor> confirmed;
+  for (auto& verdict : out.classes) {
+    const auto mine = labels.eq(verdict.label);
+    verdict.flagged = mine.sum().item<int64_t>();
+    if (verdict.flagged == 0) {
+      verdict.statistic = std::numeric_limits<double>::quiet_NaN();
+      verdict.poisoned = false;
+      continue;
+    }
+    const auto counts = torch::bincount(predicted.masked_select(mine), {}, data.num_classes);
+    const double own = counts[verdict.label].item<double>();
+    auto others = counts.clone();
+    others[verdict.label] = 0;
+    const double other = others.max().item<double>();
+    verdict.statistic = other == 0 ? std::numeric_limits<double>::infinity() : own / other;
+    verdict.poisoned = verdict.statistic <= options.threshold();
+    if (verdict.poisoned) {
+      confirmed.push_back(flagged.masked_select(mine));
+    } else {
+      verdict.flagged = 0;
+    }
+  }
+  out.flagged = detail::sorted_indices(confirmed);
+  out.seconds = suspects.seconds +
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
 }
 
 }  // namespace bulwark

@@ -113,6 +113,9 @@ TEST_F(PoisoningCliTest, InspectDataScoresAgainstTheGroundTruthAndWritesASanitiz
     ASSERT_EQ(r.status, 0) << method << "\n" << r.output;
     EXPECT_EQ(read_json(path)["classes"].size(), 10u) << method;
   }
+  // Exclusionary reclassification confirms the clusters with a model trained without them.
+  r = run_cli(common + " --method clustering --confirm --layer net.layers.2");
+  ASSERT_EQ(r.status, 0) << r.output;
   // A clean-label backdoor through the trained model as proxy: class 1's images keep labels.
   r = run_cli("poison --quiet --data mnist --data-dir " + dir.path().string() +
               " --attack clean-label --model " + model.string() + " --rate 0.5 --target 1 "
@@ -129,6 +132,7 @@ TEST_F(PoisoningCliTest, InspectDataScoresAgainstTheGroundTruthAndWritesASanitiz
 
   for (const auto& args : {common + " --method spectral --layer net.nope",
                            common + " --method knn --k 0",
+                           common + " --method spectral --confirm",
                            "inspect-data --quiet" + data + " --model " + model.string() +
                                " --ground-truth " + (dir / "knn.json").string()}) {
     const auto bad = run_cli(args + " --report " + (dir / "bad.json").string());

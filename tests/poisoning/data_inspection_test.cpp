@@ -1,5 +1,7 @@
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "bulwark/core/seed.h"
 #include "bulwark/poisoning/activation_clustering.h"
 #include "bulwark/poisoning/spectral_signatures.h"
@@ -62,6 +64,60 @@ TEST_F(DataInspectionTest, ActivationClusteringSplitsTwoClustersAndCallsOneClust
   // Same seed, same verdicts.
   const auto again = activation_clustering(p.x, p.y, 5, ActivationClusteringOptions().seed(3));
   EXPECT_TRUE(torch::equal(again.flagged, report.flagged));
+}
+
+// A nearest-class-mean classifier fitted on whatever it is trained on (images [N, 1, 1, 2]).
+Model nearest_mean(const Dataset& train, uint64_t) {
+  const auto x = train.images.flatten(1);
+  auto means = torch::zeros({train.num_classes, 2});
+  for (int64_t c = 0; c < train.num_classes; ++c) {
+    const auto mine = train.labels.eq(c);
+    if (mine.any().item<bool>()) means[c] = x.index({mine}).mean(0);
+  }
+  return Model::from_function(
+      [means](const at::Tensor& input) { return -torch::cdist(input.flatten(1), means); }, {},
+      "nearest-mean");
+}
+
+TEST_F(DataInspectionTest, ExclusionaryReclassificationConfirmsPoisonAndClearsSubpopulations) {
+  // Class 0 at (0, 0) with a legitimate subpopulation at (0, 4); class 1 at (10, 0); twenty
+  // class-1 points relabelled 0 (poison); class 2 at (0, -10).
+  auto point = [](double a, double b, int64_t n) {
+    return torch::tensor({a, b}).to(torch::kFloat).expand({n, 2}) + 0.3 * torch::randn({n, 2});
+  };
+  const auto x = torch::cat({point(0, 0, 60), point(0, 4, 20), point(10, 0, 60),
+                             point(10, 0, 20), point(0, -10, 60)});
+  auto y = torch::cat({torch::zeros({80}, torch::kLong), torch::ones({60}, torch::kLong),
+                       torch::zeros({20}, torch::kLong), torch::full({60}, 2, torch::kLong)});
+  const Dataset data(x.view({-1, 1, 1, 2}), y, 3, "toy");
+  // The suspects of an inspection: the subpopulation (60..79) and the poison (140..159), both
+  // of class 0.
+  InspectionReport suspects;
+  suspects.method = "activation-clustering";
+  suspects.flagged = torch::cat({torch::arange(60, 80), torch::arange(140, 160)});
+  suspects.classes = {{0, 100, true, 0.5, 40}, {1, 60, false, 0.1, 0}, {2, 60, false, 0.1, 0}};
+  const auto confirmed = exclusionary_reclassification(suspects, data, nearest_mean);
+  EXPECT_EQ(confirmed.method, "activation-clustering+exclusionary-reclassification");
+  // Class 0's suspects: 20 are classified 0 (the subpopulation) and 20 as 1 (the poison): l / p
+  // = 1, at the threshold, so the class is confirmed and all 40 stay flagged...
+  EXPECT_TRUE(confirmed.classes[0].poisoned);
+  EXPECT_DOUBLE_EQ(confirmed.classes[0].statistic, 1.0);
+  // ...while with the subpopulation alone the class is cleared.
+  suspects.flagged = torch::arange(60, 80);
+  suspects.classes[0].flagged = 20;
+  const auto cleared = exclusionary_reclassification(suspects, data, nearest_mean);
+  EXPECT_FALSE(cleared.classes[0].poisoned);
+  EXPECT_EQ(cleared.flagged.numel(), 0);
+  EXPECT_TRUE(std::isinf(cleared.classes[0].statistic));
+  // And with the poison alone it is confirmed: every suspect goes to class 1.
+  suspects.flagged = torch::arange(140, 160);
+  const auto poison = exclusionary_reclassification(suspects, data, nearest_mean);
+  EXPECT_TRUE(poison.classes[0].poisoned);
+  EXPECT_DOUBLE_EQ(poison.classes[0].statistic, 0.0);
+  EXPECT_TRUE(torch::equal(poison.flagged, torch::arange(140, 160)));
+  EXPECT_TRUE(std::isnan(poison.classes[1].statistic));
+  suspects.flagged = torch::tensor({500}, torch::kLong);
+  EXPECT_BULWARK_ERROR(exclusionary_reclassification(suspects, data, nearest_mean), "[0, 220)");
 }
 
 TEST_F(DataInspectionTest, DetectionScoreKnownAnswers) {

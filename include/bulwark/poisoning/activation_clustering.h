@@ -39,4 +39,25 @@ InspectionReport activation_clustering(const at::Tensor& activations, const at::
                                        int64_t num_classes,
                                        const ActivationClusteringOptions& options = {});
 
+struct ExclusionaryReclassificationOptions {
+  /// A suspect cluster is legitimate when l / p exceeds this, where l of its samples are
+  /// classified as their own label and p as the most common other class (Chen et al.; ART: 1).
+  TORCH_ARG(double, threshold) = 1.0;
+  TORCH_ARG(int64_t, batch_size) = 500;
+  TORCH_ARG(uint64_t, seed) = 0;
+};
+
+/// Exclusionary reclassification (Chen et al. 2018) confirms the clusters an inspection
+/// flagged: a model trained by `train` on `data` without every flagged sample classifies them.
+/// Poison that was relabelled goes back to its source class (l / p small); a legitimate
+/// subpopulation keeps its label (l / p large) and its class is cleared. The report keeps
+/// only the confirmed classes' samples; each class's statistic becomes l / p (+infinity when
+/// p = 0, NaN for a class with nothing flagged).
+/// @throws Error when a flagged index is outside the data set or the data set would be left
+/// empty.
+InspectionReport exclusionary_reclassification(const InspectionReport& suspects,
+                                               const Dataset& data, const ModelTrainer& train,
+                                               const ExclusionaryReclassificationOptions& options =
+                                                   {});
+
 }  // namespace bulwark

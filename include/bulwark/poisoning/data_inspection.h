@@ -7,8 +7,12 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "bulwark/core/model.h"
+#include "bulwark/data/dataset.h"
 
 namespace bulwark {
 
@@ -28,6 +32,11 @@ struct InspectionReport {
   std::vector<ClassVerdict> classes;
   double seconds = 0;
 };
+
+/// Trains a model on `train` by the caller's recipe, seeded by `seed` (for the inspections
+/// that need a model trained without the suspects: exclusionary reclassification,
+/// cross-validated confident learning).
+using ModelTrainer = std::function<Model(const Dataset& train, uint64_t seed)>;
 
 /// Precision and recall of `flagged` against the indices that were really poisoned.
 struct DetectionScore {

@@ -17,11 +17,9 @@
 #include <torch/arg.h>
 
 #include <cstdint>
-#include <functional>
 #include <string>
 
-#include "bulwark/core/model.h"
-#include "bulwark/data/dataset.h"
+#include "bulwark/poisoning/data_inspection.h"
 
 namespace bulwark {
 
@@ -61,9 +59,6 @@ LabelSanitization knn_label_sanitization(const at::Tensor& representations,
 /// @throws Error when the shapes disagree, a label is outside [0, K), or a row is not a
 /// probability distribution.
 LabelSanitization confident_learning(const at::Tensor& probabilities, const at::Tensor& labels);
-
-/// Trains a model on `train` by the caller's recipe, seeded by `seed`.
-using ModelTrainer = std::function<Model(const Dataset& train, uint64_t seed)>;
 
 /// Out-of-sample probabilities [N, K] (double, CPU) for confident learning: the samples are
 /// dealt into `folds` seeded random folds of equal size (±1); for each fold, a model trained by
