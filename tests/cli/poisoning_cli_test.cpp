@@ -22,6 +22,16 @@ nlohmann::json read_json(const fs::path& path) {
   return nlohmann::json::parse(testing::read_file(path));
 }
 
+// The toy data set in `dir` and an MLP trained on it for 2 epochs at `model`; returns the data
+// options that name the set.
+std::string toy_data_and_model(const testing::TempDir& dir, const fs::path& model) {
+  testing::write_toy_mnist(dir);
+  const auto data = " --data mnist --data-dir " + dir.path().string();
+  const auto r = run_cli("train --quiet" + data + " --arch mlp --epochs 2 --out " + model.string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  return data;
+}
+
 TEST_F(PoisoningCliTest, PoisonWritesACopyAndItsGroundTruth) {
   testing::TempDir dir;
   testing::write_toy_mnist(dir);
@@ -144,11 +154,8 @@ TEST_F(PoisoningCliTest, InspectDataScoresAgainstTheGroundTruthAndWritesASanitiz
 
 TEST_F(PoisoningCliTest, DetectMeasuresStripOnTriggeredInputs) {
   testing::TempDir dir;
-  testing::write_toy_mnist(dir);
-  const auto data = " --data mnist --data-dir " + dir.path().string();
   const auto model = dir / "mlp.pt";
-  ASSERT_EQ(run_cli("train --quiet" + data + " --arch mlp --epochs 2 --out " + model.string())
-                .status, 0);
+  const auto data = toy_data_and_model(dir, model);
   const auto json = dir / "strip.json";
   const auto r = run_cli("detect --quiet" + data + " --model " + model.string() +
                          " --detector strip --overlays 4 --holdout-samples 50 --no-adaptive "
@@ -167,11 +174,8 @@ TEST_F(PoisoningCliTest, DetectMeasuresStripOnTriggeredInputs) {
 
 TEST_F(PoisoningCliTest, ScanModelWritesTriggersReportAndAnUnlearnedModel) {
   testing::TempDir dir;
-  testing::write_toy_mnist(dir);
-  const auto data = " --data mnist --data-dir " + dir.path().string();
   const auto model = dir / "mlp.pt";
-  ASSERT_EQ(run_cli("train --quiet" + data + " --arch mlp --epochs 2 --out " + model.string())
-                .status, 0);
+  const auto data = toy_data_and_model(dir, model);
   const auto common = "scan-model --quiet" + data + " --model " + model.string() +
                       " --clean-samples 40 --checks 3 --batches-per-check 2";
   // A tiny threshold flags the classes below the median, so the unlearning path runs.

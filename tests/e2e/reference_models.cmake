@@ -40,3 +40,21 @@ set(BULWARK_E2E_SUITES
   "RuntimeDefensesTest.FeatureSqueezing*|reference_standard"
   "RuntimeDefensesTest.RandomizedSmoothing*|reference_gaussian"
   "PrivateTrainingTest.*|reference_dp-tanh")
+
+# BadNets on Fashion-MNIST: 5% of the first 20000 training images stamped with a white 3x3
+# square in the bottom-right corner and relabelled 8 (bag), written by `bulwark poison` into the
+# build tree (~2 s), then a SmallCNN trained on them for 5 epochs, batch 64, Adam 1e-3 (~90 s).
+# The backdoor appears in the fifth epoch (training accuracy 81.7% -> 86.7%); after three it is
+# not learned yet (4 of 450 triggered test images fooled).
+set(BULWARK_BADNETS_DATA ${BULWARK_REFERENCE_MODELS_DIR}/badnets-data)
+add_test(NAME reference_data_badnets
+  COMMAND sh -c "rm -rf '${BULWARK_BADNETS_DATA}' && '$<TARGET_FILE:bulwark_cli>' --threads 1 \
+poison --quiet --seed 0 --attack badnets --rate 0.05 --target 8 --trigger square:3 --limit 20000 \
+--out '${BULWARK_BADNETS_DATA}'")
+set_tests_properties(reference_data_badnets PROPERTIES
+  FIXTURES_SETUP reference_data_badnets LABELS e2e ${BULWARK_E2E_PROPERTIES})
+bulwark_reference_model(badnets --data-dir ${BULWARK_BADNETS_DATA} --epochs 5
+  --batch-size 64 --validation-samples 0)
+set_tests_properties(reference_model_badnets PROPERTIES FIXTURES_REQUIRED reference_data_badnets)
+list(APPEND BULWARK_E2E_SUITES
+  "BackdoorDefensesTest.*|reference_badnets,reference_data_badnets,reference_standard")
