@@ -106,6 +106,38 @@ def render_security(security: Bench) -> str:
     return "\n".join(out)
 
 
+def render_poisoning(p: Bench) -> str:
+    strip = p.get("BM_DetectorStrip100")
+    nc = p.get("BM_NeuralCleanse")
+    out = ["## Poisoning defenses\n",
+           f"SmallCNN, random 28×28 images (the cost does not depend on their values), "
+           f"{p.context.get('date', '?')[:10]} (`benchmarks/poisoning_bench.cpp`). The training-set "
+           "inspections read the activations of the penultimate layer (`classifier.3`) for all 60,000 images; the floor "
+           "is one forward pass over the same images plus the inspection's own linear algebra.\n"]
+    rows = []
+    for name, label in (("BM_InspectSpectral60000", "spectral signatures"),
+                        ("BM_InspectClustering60000", "activation clustering")):
+        c = p.get(name)["counters"]
+        rows.append([label, f"{c['forward_s']:.1f} s", f"{c['activations_s']:.1f} s",
+                     f"{c['algebra_s']:.1f} s", ratio(c["x_floor"])])
+    out.append(table(["inspection of 60,000 images", "forward pass", "activations",
+                      "linear algebra", "vs. floor (forward + algebra)"], rows) + "\n")
+    out.append(table(["defense", "time", "vs. floor", "what bounds it"], [
+        ["STRIP, 100 overlays, batch of 256", ms(strip["seconds"]),
+         ratio(strip["counters"]["x_forward"]) + " a forward", "100 forwards"],
+        ["Neural Cleanse, 150 Adam steps of 32 images per class",
+         f"{nc['counters']['per_class_s']:.1f} s per class",
+         ratio(nc["counters"]["x_step"]) + " a forward + backward per step",
+         "1 forward + backward per step"],
+    ]) + "\n")
+    if strip["counters"]["x_forward"] < 100:
+        out.append("STRIP under its bound of 100 forwards: the floor, one forward pass of the batch "
+                   "timed on its own, costs more per image than STRIP's passes run back to back "
+                   "(both spend much of their time in page faults of LibTorch's large temporaries "
+                   "under glibc's default allocator settings, which the benchmarks keep).\n")
+    return "\n".join(out)
+
+
 def render_autoattack(aa: dict) -> str:
     rows = []
     for r in aa["rows"]:
@@ -141,7 +173,8 @@ def autoattack_summary(rows) -> str:
             f"`standard`'s compute for {100 * fast['robust_accuracy']:.1f} %.")
 
 
-def render(bench: Bench, attacks: dict, opacus: dict, security=None, autoattack=None) -> str:
+def render(bench: Bench, attacks: dict, opacus: dict, security=None, autoattack=None,
+           poisoning=None) -> str:
     ctx = bench.context
     threads = ctx.get("torch_threads", "?")
     fi32 = bench.seconds("BM_SmallCnnForwardBackwardInput/32")
@@ -376,6 +409,9 @@ def render(bench: Bench, attacks: dict, opacus: dict, security=None, autoattack=
     if security is not None:
         add(render_security(security))
 
+    if poisoning is not None:
+        add(render_poisoning(poisoning))
+
     add("## Reproduce\n")
     add("```sh\nbenchmarks/run-all          # every benchmark, then this page and the plot\n"
         "scripts/bench build/release/pgd.json --benchmark_filter=BM_PGD20   # one C++ benchmark, JSON\n```\n")
@@ -431,6 +467,8 @@ def main():
                         help="bulwark_benchmarks JSON of the sealed-file benchmarks")
     parser.add_argument("--autoattack", type=Path,
                         help="benchmarks/compare_autoattack.py JSON (AutoAttack side by side)")
+    parser.add_argument("--poisoning", type=Path,
+                        help="bulwark_benchmarks JSON of the poisoning-defense benchmarks")
     parser.add_argument("--markdown", required=True, type=Path)
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--check", action="store_true",
@@ -441,7 +479,8 @@ def main():
     opacus = json.loads(args.opacus.read_text())
     security = Bench(args.security) if args.security else None
     autoattack = json.loads(args.autoattack.read_text()) if args.autoattack else None
-    text = render(bench, attacks, opacus, security, autoattack)
+    poisoning = Bench(args.poisoning) if args.poisoning else None
+    text = render(bench, attacks, opacus, security, autoattack, poisoning)
     if args.check:
         if not args.markdown.exists() or args.markdown.read_text() != text:
             print(f"{args.markdown} is not what benchmarks/report.py makes of the results; "

@@ -28,6 +28,24 @@ std::vector<int64_t> to_vector(const at::Tensor& t) {
   return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
 }
 
+// Creates `out` and fills it with `write`; when that fails, removes what it created, so a
+// failed run leaves no half-written data set behind.
+void write_directory(const fs::path& out, const std::function<void()>& write) {
+  const bool existed = fs::exists(out);
+  fs::create_directories(out);
+  try {
+    write();
+  } catch (...) {
+    std::error_code ignored;
+    if (existed) {
+      for (const auto& entry : fs::directory_iterator(out, ignored)) fs::remove_all(entry, ignored);
+    } else {
+      fs::remove_all(out, ignored);
+    }
+    throw;
+  }
+}
+
 struct PoisonArgs {
   DataOptions data;
   std::string out;
@@ -110,10 +128,6 @@ void run_poison(const GlobalOptions& global, const PoisonArgs& args) {
   const auto test = load_data(args.data, Split::Test);
   std::string description;
   const auto poisoned = poison(global, args, train, description);
-  fs::create_directories(out);
-  save_mnist_format(poisoned.data, out, Split::Train);
-  save_mnist_format(test, out, Split::Test);
-  // The ground truth comes last: its presence says the copy is complete.
   const nlohmann::json truth = {
       {"attack", args.attack},
       {"description", description},
@@ -124,7 +138,12 @@ void run_poison(const GlobalOptions& global, const PoisonArgs& args) {
       {"changed", to_vector(poisoned.changed)},
       {"original_labels", to_vector(poisoned.original_labels)},
   };
-  write_text_atomically(out / kGroundTruthFile, truth.dump() + "\n");
+  write_directory(out, [&] {
+    save_mnist_format(poisoned.data, out, Split::Train);
+    save_mnist_format(test, out, Split::Test);
+    // The ground truth comes last: its presence says the copy is complete.
+    write_text_atomically(out / kGroundTruthFile, truth.dump() + "\n");
+  });
   fmt::print("poisoned {} of {} training images: {}; wrote {} (train and test sets, {})\n",
              poisoned.changed.numel(), train.size(), description, out.string(), kGroundTruthFile);
 }
@@ -301,9 +320,10 @@ void run_inspect(const GlobalOptions& global, const InspectArgs& args) {
   }
   if (!args.sanitized.empty()) {
     const fs::path out(args.sanitized);
-    fs::create_directories(out);
-    save_mnist_format(*sanitized, out, Split::Train);
-    save_mnist_format(load_data(args.data, Split::Test), out, Split::Test);
+    write_directory(out, [&] {
+      save_mnist_format(*sanitized, out, Split::Train);
+      save_mnist_format(load_data(args.data, Split::Test), out, Split::Test);
+    });
     fmt::print("  wrote the sanitized training set ({} samples{}) to {}\n", sanitized->size(),
                args.method == "knn" || args.method == "confident-learning" ? ", relabelled"
                                                                           : ", flagged removed",

@@ -43,6 +43,7 @@ void Strip::check_batch(const at::Tensor& x) const {
 
 at::Tensor Strip::mean_entropy(const at::Tensor& x, int64_t overlays) {
   const int64_t n = x.size(0);
+  if (n == 0) return at::empty({0}, x.options());
   // All draws first, on the CPU generator: the same seed gives the same overlays however the
   // inputs are cut into forward passes, on any device.
   const auto drawn = at::randint(held_out_.size(0), {n, overlays}, generator_,
@@ -78,7 +79,7 @@ at::Tensor Strip::entropy(const at::Tensor& x) {
 
 at::Tensor Strip::score(const at::Tensor& x) {
   const auto h = entropy(x);
-  return std::log2(static_cast<double>(classes_)) - h;
+  return h.numel() == 0 ? h : std::log2(static_cast<double>(classes_)) - h;
 }
 
 at::Tensor Strip::adaptive_score(const at::Tensor& x) {

@@ -120,6 +120,7 @@ TEST_F(StripTest, RejectsBadInput) {
   Strip strip(linear.model, held_out);
   EXPECT_BULWARK_ERROR(strip.score(torch::rand({2, 1, 5, 5})), "x", "[N, 1, 4, 4]");
   EXPECT_BULWARK_ERROR(strip.score(torch::full({2, 1, 4, 4}, std::nan(""))), "x");
+  EXPECT_EQ(strip.score(torch::rand({0, 1, 4, 4})).numel(), 0);
 }
 
 TEST_F(StripTest, TriggerAttackStampsTheTriggerAndDetectionEvaluationMeasuresStrip) {
