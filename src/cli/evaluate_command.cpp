@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "bulwark/bulwark.h"
 #include "cli/cli_common.h"
@@ -39,6 +40,9 @@ struct EvaluateArgs {
   double alpha = 0.001;
   int64_t smoothed_steps = 20;
   int64_t eot_draws = 8;
+  // --trigger: a backdoor's attack success next to clean accuracy.
+  std::string trigger;
+  int64_t target = 0;
 };
 
 void print_robustness(const RobustnessReport& report) {
@@ -107,6 +111,10 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
     }
   } else if (!args.plot.empty()) {
     throw Error("--plot needs --bracket");
+  }
+  if (!args.trigger.empty() && (args.bracket || !args.attack.attacks.empty())) {
+    throw Error("--trigger measures a backdoor beside clean accuracy: it does not take "
+                "--attacks or --bracket");
   }
   if (!args.plot.empty()) check_output_path("--plot", args.plot);
   if (!args.report.empty()) check_output_path("--report", args.report);
@@ -177,6 +185,16 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
     fmt::print(" {}:{:.1f}%", c, 100 * report.per_class_accuracy[c]);
   }
   fmt::print("\n");
+  std::optional<BackdoorEvaluation> backdoor;
+  if (!args.trigger.empty()) {
+    const auto trigger = Trigger::parse(args.trigger);
+    backdoor = evaluate_backdoor(loaded.model, data, trigger,
+                                 BackdoorOptions().target(args.target));
+    fmt::print("  backdoor ({} to class {}): attack success {:.2f}% on the {} triggered images of "
+               "other classes\n",
+               trigger.describe(), args.target, 100 * backdoor->attack_success_rate,
+               backdoor->triggered);
+  }
 
   if (!args.report.empty()) {
     nlohmann::json j = {{"model", args.model},
@@ -191,6 +209,12 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
                         {"device", device.str()},
                         {"threads", at::get_num_threads()},
                         {"bulwark_version", BULWARK_VERSION_STRING}};
+    if (backdoor) {
+      j["backdoor"] = {{"trigger", args.trigger},
+                       {"target", args.target},
+                       {"attack_success_rate", backdoor->attack_success_rate},
+                       {"triggered", backdoor->triggered}};
+    }
     write_text_atomically(args.report, j.dump(2) + "\n");
     spdlog::info("wrote {}", args.report);
   }
@@ -240,6 +264,11 @@ Command add_evaluate_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--eot-draws", args->eot_draws,
                   "--bracket: noise draws per step of the attack on the smoothed classifier")
       ->check(positive<int64_t>());
+  cmd->add_option("--trigger", args->trigger,
+                  "Also measure a backdoor: the attack success of this trigger "
+                  "(checkerboard:<size> or square:<size>, optionally @<row>,<col>) to --target");
+  cmd->add_option("--target", args->target, "--trigger: the backdoor's target class")
+      ->check(non_negative<int64_t>());
   return {cmd, [&global, args] { run_evaluate(global, *args); }};
 }
 

@@ -67,6 +67,19 @@ TEST_F(PoisoningCliTest, PoisonWritesACopyAndItsGroundTruth) {
   EXPECT_EQ(testing::read_file(again / "train-images-idx3-ubyte"),
             testing::read_file(out / "train-images-idx3-ubyte"));
 
+  // The backdoor measured by evaluate --trigger (a model trained on the poisoned copy).
+  const auto model = dir / "badnets.pt";
+  ASSERT_EQ(run_cli("train --quiet --data mnist --data-dir " + out.string() +
+                    " --arch mlp --epochs 2 --out " + model.string()).status, 0);
+  r = run_cli("evaluate --quiet" + data + " --model " + model.string() +
+              " --trigger checkerboard:3 --target 0 --report " + (dir / "bd.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("attack success"), std::string::npos) << r.output;
+  EXPECT_EQ(read_json(dir / "bd.json")["backdoor"]["triggered"], 180);  // 200 less class 0's 20
+  const auto refused = run_cli("evaluate --quiet" + data + " --model " + model.string() +
+                               " --trigger checkerboard:3 --attacks fgsm");
+  EXPECT_EQ(refused.status, 1) << refused.output;
+
   // Label flips: labels change, images do not.
   const auto flips = dir / "flips";
   ASSERT_EQ(run_cli("poison --quiet" + data + " --attack flip-targeted --source 3 --target 5 "
