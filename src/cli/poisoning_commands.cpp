@@ -168,20 +168,12 @@ struct InspectArgs {
 
 at::Tensor activations(Model& model, const std::string& layer, const Dataset& data,
                        int64_t batch_size, bool quiet) {
-  EvalModeGuard guard(model);
-  torch::NoGradGuard no_grad;
-  std::vector<at::Tensor> parts;
   Progress progress("activations of " + layer, data.size(), quiet);
-  for (int64_t start = 0; start < data.size(); start += batch_size) {
-    const int64_t end = std::min(data.size(), start + batch_size);
-    parts.push_back(
-        layer_activations(model, layer, data.images.slice(0, start, end).to(model.device()))
-            .flatten(1)
-            .cpu());
-    progress.update(end, fmt::format("{}/{}", end, data.size()));
-  }
+  auto out = collect_activations(model, layer, data.images, batch_size, [&](int64_t done) {
+    progress.update(done, fmt::format("{}/{}", done, data.size()));
+  });
   progress.finish(fmt::format("{} images", data.size()));
-  return at::cat(parts);
+  return out;
 }
 
 at::Tensor ground_truth_indices(const std::string& path, int64_t samples) {
@@ -275,11 +267,7 @@ void run_inspect(const GlobalOptions& global, const InspectArgs& args) {
     report["layer"] = args.layer;
     report["classes"] = classes;
     report["seconds"] = inspection.seconds;
-    auto keep = torch::ones({train.size()}, torch::kBool);
-    keep.index_fill_(0, flagged, false);
-    const auto kept = keep.nonzero().squeeze(1);
-    sanitized = Dataset(train.images.index_select(0, kept), train.labels.index_select(0, kept),
-                        train.num_classes, train.name);
+    if (!args.sanitized.empty()) sanitized = remove_samples(train, flagged);
   } else {
     LabelSanitization result;
     if (args.method == "knn") {

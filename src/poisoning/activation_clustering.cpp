@@ -148,16 +148,14 @@ InspectionReport exclusionary_reclassification(const InspectionReport& suspects,
   out.method = suspects.method + "+exclusionary-reclassification";
   out.flagged = flagged;
   if (flagged.numel() == 0) return out;
-  auto keep = torch::ones({n}, torch::kBool);
-  keep.index_fill_(0, flagged, false);
-  const auto kept = keep.nonzero().squeeze(1);
-  BULWARK_CHECK(kept.numel() > 0, "{}: every sample is flagged; nothing is left to train on", what);
+  BULWARK_CHECK(std::get<0>(at::_unique(flagged)).numel() < n,
+                "{}: every sample is flagged; nothing is left to train on", what);
+  auto without = remove_samples(data, flagged);
+  without.name = data.name + " without suspects";
+  auto model = train(without, options.seed());
   const auto on = [](const at::Tensor& index, const at::Tensor& t) {
     return t.index_select(0, index.to(t.device()));
   };
-  auto model = train(Dataset(on(kept, data.images), on(kept, data.labels), data.num_classes,
-                             data.name + " without suspects"),
-                     options.seed());
   const auto predicted = predict(model, on(flagged, data.images), options.batch_size()).cpu();
   const auto labels = on(flagged, data.labels).cpu().to(torch::kLong);
   std::vector<at::Tensor> confirmed;

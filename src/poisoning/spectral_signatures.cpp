@@ -1,4 +1,4 @@
-// Spectral signatures with a per-class outlier test, and the precision/recall of a detection.
+// Spectral signatures with a per-class outlier test.
 #include "bulwark/poisoning/spectral_signatures.h"
 
 #include <torch/torch.h>
@@ -12,22 +12,6 @@
 #include "poisoning/class_statistics.h"
 
 namespace bulwark {
-
-DetectionScore score_detection(const at::Tensor& flagged, const at::Tensor& poisoned) {
-  const auto f = flagged.defined() ? flagged.cpu().to(torch::kLong).flatten() : torch::empty({0}, torch::kLong);
-  const auto p = poisoned.defined() ? poisoned.cpu().to(torch::kLong).flatten() : torch::empty({0}, torch::kLong);
-  BULWARK_CHECK((f.numel() == 0 || f.min().item<int64_t>() >= 0) &&
-                    (p.numel() == 0 || p.min().item<int64_t>() >= 0),
-                "score_detection: indices must be >= 0");
-  const auto distinct_flagged = std::get<0>(at::_unique(f));
-  DetectionScore s;
-  s.flagged = distinct_flagged.numel();
-  s.poisoned = std::get<0>(at::_unique(p)).numel();
-  s.true_positives = at::isin(distinct_flagged, p).sum().item<int64_t>();
-  s.precision = s.flagged == 0 ? 1.0 : static_cast<double>(s.true_positives) / s.flagged;
-  s.recall = s.poisoned == 0 ? 1.0 : static_cast<double>(s.true_positives) / s.poisoned;
-  return s;
-}
 
 InspectionReport spectral_signatures(const at::Tensor& representations, const at::Tensor& labels,
                                      int64_t num_classes, const SpectralSignatureOptions& options) {

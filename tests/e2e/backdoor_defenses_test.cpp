@@ -70,8 +70,7 @@ TEST_F(BackdoorDefensesTest, StripFlagsTriggeredInputsAtOnePercentFalseRejection
 }
 
 // ~35 s per model: 10 classes × 150 Adam steps of 32 images.
-NeuralCleanseReport scan(const std::string& name) {
-  auto model = testing::reference_model(name);
+NeuralCleanseReport scan(const std::string& name, Model& model) {
   const auto clean = load_fashion_mnist(Split::Test).slice(0, 500);
   const auto report = neural_cleanse(model, clean.images, 10,
                                      NeuralCleanseOptions().checks(30).batches_per_check(5));
@@ -84,17 +83,34 @@ NeuralCleanseReport scan(const std::string& name) {
 
 // Measured: class 8's mask L1 15.0 against 60 to 99 for the others, anomaly index 9.7; on the
 // clean model the largest anomaly index is 1.5 (class 2).
-TEST_F(BackdoorDefensesTest, NeuralCleanseNamesTheTargetOfTheBackdooredModel) {
-  const auto report = scan("badnets");
-  EXPECT_EQ(report.flagged, std::vector<int64_t>{kTarget});
+// Then unlearning (+ ~10 s: one epoch on 1000 clean training images the model never saw, 20%
+// stamped with the reversed trigger; two passes over the test split). Measured: attack success
+// 96.8% -> 1.6%, clean accuracy 85.8% -> 85.5%.
+TEST_F(BackdoorDefensesTest, NeuralCleanseNamesTheTargetOfTheBackdooredModelAndUnlearnsIt) {
+  auto model = testing::reference_model("badnets");
+  const auto report = scan("badnets", model);
+  ASSERT_EQ(report.flagged, std::vector<int64_t>{kTarget});
   EXPECT_GT(report.classes[kTarget].anomaly_index, 4.0);
   // The reversed mask sits where the trigger is: most of its mass in the bottom-right corner.
   const auto& mask = report.classes[kTarget].mask;
   EXPECT_GT(mask.slice(1, 20).slice(2, 20).sum().item<double>(), 0.5 * mask.sum().item<double>());
+
+  const auto test = load_fashion_mnist(Split::Test);
+  const auto options = BackdoorOptions().target(kTarget);
+  const auto before = evaluate_backdoor(model, test, trigger(), options);
+  unlearn_backdoor(model, load_fashion_mnist(Split::Train).slice(20000, 21000),
+                   report.classes[kTarget].trigger());
+  const auto after = evaluate_backdoor(model, test, trigger(), options);
+  std::cout << "unlearning: attack success " << before.attack_success_rate << " -> "
+            << after.attack_success_rate << ", clean " << before.clean_accuracy << " -> "
+            << after.clean_accuracy << "\n";
+  EXPECT_LT(after.attack_success_rate, 0.05);
+  EXPECT_GT(after.clean_accuracy, before.clean_accuracy - 0.02);
 }
 
 TEST_F(BackdoorDefensesTest, NeuralCleanseFlagsNoClassOfTheCleanModel) {
-  const auto report = scan("standard");
+  auto model = testing::reference_model("standard");
+  const auto report = scan("standard", model);
   EXPECT_FALSE(report.backdoored);
   for (const auto& c : report.classes) EXPECT_LT(c.anomaly_index, 2.0) << "class " << c.label;
 }

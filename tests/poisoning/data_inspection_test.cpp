@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "bulwark/core/seed.h"
+#include "bulwark/defenses/learned_detector.h"
+#include "bulwark/models/model_zoo.h"
 #include "bulwark/poisoning/activation_clustering.h"
 #include "bulwark/poisoning/spectral_signatures.h"
 #include "test_util.h"
@@ -129,6 +131,41 @@ TEST_F(DataInspectionTest, DetectionScoreKnownAnswers) {
   const auto empty = score_detection(torch::empty({0}, torch::kLong), torch::tensor({1}));
   EXPECT_DOUBLE_EQ(empty.precision, 1.0);
   EXPECT_DOUBLE_EQ(empty.recall, 0.0);
+}
+
+TEST_F(DataInspectionTest, RemoveSamplesKeepsTheOthersInTheirOrder) {
+  const Dataset data(torch::arange(6, torch::kFloat).view({6, 1, 1, 1}),
+                     torch::tensor({0, 1, 2, 0, 1, 2}, torch::kLong), 3, "six");
+  const auto left = remove_samples(data, torch::tensor({4, 1, 4}, torch::kLong));
+  EXPECT_TRUE(torch::equal(left.images.flatten(), torch::tensor({0.f, 2.f, 3.f, 5.f})));
+  EXPECT_TRUE(torch::equal(left.labels, torch::tensor({0, 2, 0, 2}, torch::kLong)));
+  EXPECT_EQ(left.num_classes, 3);
+  EXPECT_EQ(remove_samples(data, torch::empty({0}, torch::kLong)).size(), 6);
+  EXPECT_BULWARK_ERROR(remove_samples(data, torch::tensor({6}, torch::kLong)), "[0, 6)");
+  EXPECT_BULWARK_ERROR(remove_samples(data, torch::arange(6, torch::kLong)),
+                       "every one of the 6 samples");
+}
+
+TEST_F(DataInspectionTest, CollectActivationsEqualsOnePassInEvalMode) {
+  ModelSpec spec;
+  spec.arch = "mlp";
+  spec.image_size = 8;
+  spec.hidden = {16};
+  auto model = make_model(spec);
+  model.train();
+  const auto images = torch::rand({7, 1, 8, 8}, torch::kFloat);
+  std::vector<int64_t> progress;
+  const auto batched = collect_activations(model, "net.layers.2", images, 3,
+                                           [&](int64_t done) { progress.push_back(done); });
+  EXPECT_EQ(progress, (std::vector<int64_t>{3, 6, 7}));
+  EXPECT_TRUE(model.is_training());  // restored
+  model.eval();
+  const auto whole = layer_activations(model, "net.layers.2", images).flatten(1);
+  EXPECT_EQ(batched.sizes(), whole.sizes());
+  EXPECT_TRUE(torch::allclose(batched, whole, 1e-6, 1e-6));
+  EXPECT_FALSE(batched.requires_grad());
+  EXPECT_BULWARK_ERROR(collect_activations(model, "net.layers.2", images, 0), "batch_size must be >= 1");
+  EXPECT_BULWARK_ERROR(collect_activations(model, "net.nowhere", images), "nowhere");
 }
 
 TEST_F(DataInspectionTest, BadInputIsRefused) {

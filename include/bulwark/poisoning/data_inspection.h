@@ -38,6 +38,20 @@ struct InspectionReport {
 /// cross-validated confident learning).
 using ModelTrainer = std::function<Model(const Dataset& train, uint64_t seed)>;
 
+/// The activations of `layer` (see layer_activations) for every image of `images`,
+/// `batch_size` at a time on the model's device, in eval mode and without gradients: [N, D],
+/// flattened per sample, on the CPU. `progress`, when given, is called with the images done.
+/// @throws Error when batch_size < 1, the images are not a non-empty batch, or the layer is not
+/// reachable.
+at::Tensor collect_activations(Model& model, const std::string& layer, const at::Tensor& images,
+                               int64_t batch_size = 500,
+                               const std::function<void(int64_t)>& progress = {});
+
+/// `data` without the samples at `indices` (int64, any order, repeats allowed; an inspection's
+/// `flagged`), the others in their order.
+/// @throws Error when an index lies outside [0, data.size()) or no sample would be left.
+Dataset remove_samples(const Dataset& data, const at::Tensor& indices);
+
 /// Precision and recall of `flagged` against the indices that were really poisoned.
 struct DetectionScore {
   int64_t true_positives = 0;

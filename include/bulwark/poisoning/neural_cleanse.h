@@ -96,8 +96,10 @@ struct UnlearningOptions {
   TORCH_ARG(double, stamped_fraction) = 0.2;
   TORCH_ARG(int64_t, epochs) = 1;
   TORCH_ARG(int64_t, batch_size) = 32;
-  /// Adam's learning rate (a fine-tuning rate, well below training's).
-  TORCH_ARG(double, learning_rate) = 1e-4;
+  /// Adam's learning rate. Measured on a BadNets SmallCNN (Fashion-MNIST, 1000 clean images,
+  /// one epoch): 1e-3 takes attack success from 96.8% to 0.5% for 1.6 points of clean accuracy;
+  /// 1e-4 leaves 46% (three epochs: 7%).
+  TORCH_ARG(double, learning_rate) = 1e-3;
   TORCH_ARG(uint64_t, seed) = 0;
 };
 
