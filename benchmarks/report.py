@@ -138,6 +138,42 @@ def render_poisoning(p: Bench) -> str:
     return "\n".join(out)
 
 
+def art_runs(d: dict) -> int:
+    return next((r["runs"] for r in d["rows"] if "runs" in r), 0)
+
+
+def render_art_poisoning(d: dict) -> str:
+    def recall(r):
+        if "recall_range" not in r:
+            return f"{100 * r['recall']:.1f} %"
+        low, high = r["recall_range"]
+        return f"{100 * r['recall']:.1f} % ({100 * low:.1f} to {100 * high:.1f} %)"
+
+    rows = [[r["tool"], f"{r['flagged']:,}", f"{100 * r['precision']:.1f} %",
+             recall(r), f"{r['clean_removed']:,}",
+             ", ".join(str(c) for c in r["classes_flagged"]) or "none", f"{r['seconds']:.2f} s"]
+            for r in d["rows"]]
+    return (f"## Training-set inspection side by side with IBM ART {d['art_version']}\n\n"
+            f"The same activations (`{d['layer']}` of the test suite's BadNets reference model "
+            f"`{d['model']}`; the poison: {d['data']}, {d['poisoned']:,} of {d['samples']:,} training "
+            f"images poisoned, all in class {d['target']}) and the same ground truth; ART gets "
+            f"the activations through a stand-in classifier, so neither tool's forward pass is "
+            f"timed ({d['threads']} threads). The expected poison rate is the target class's "
+            f"poisoned fraction.\n\n"
+            + table(["inspection", "flagged", "precision", "recall", "clean samples removed",
+                     "classes with samples flagged", "time"], rows) + "\n\n"
+            f"ART's activation clustering takes no seed (its randomized PCA and mini-batch "
+            f"k-means draw from NumPy's global generator) and its result changes from run to "
+            f"run: the median of {art_runs(d)} runs as shipped is shown with the range of "
+            f"recall. "
+            "ART decides nothing per class: its activation clustering flags the smaller cluster "
+            "of every class and its spectral signatures remove 1.5 × the expected rate from "
+            "every class, of uncentred activations. Bulwark's per-class tests leave clean "
+            "classes alone where they can tell them apart; on this model they cannot yet do so "
+            "reliably (see [poisoning](poisoning/README.md#measured-so-far)). "
+            "`benchmarks/compare_art_poisoning.py` makes these figures.\n")
+
+
 def render_autoattack(aa: dict) -> str:
     rows = []
     for r in aa["rows"]:
@@ -174,7 +210,7 @@ def autoattack_summary(rows) -> str:
 
 
 def render(bench: Bench, attacks: dict, opacus: dict, security=None, autoattack=None,
-           poisoning=None) -> str:
+           poisoning=None, art_poisoning=None) -> str:
     ctx = bench.context
     threads = ctx.get("torch_threads", "?")
     fi32 = bench.seconds("BM_SmallCnnForwardBackwardInput/32")
@@ -412,11 +448,14 @@ def render(bench: Bench, attacks: dict, opacus: dict, security=None, autoattack=
     if poisoning is not None:
         add(render_poisoning(poisoning))
 
+    if art_poisoning is not None:
+        add(render_art_poisoning(art_poisoning))
+
     add("## Reproduce\n")
     add("```sh\nbenchmarks/run-all          # every benchmark, then this page and the plot\n"
         "scripts/bench build/release/pgd.json --benchmark_filter=BM_PGD20   # one C++ benchmark, JSON\n```\n")
     add("The Python tools are installed into the project's virtual environment for "
-        "benchmarking only. Not compared here: IBM ART (no attack that both Bulwark and it "
+        "benchmarking only. Not compared here: IBM ART's attacks (none that both Bulwark and it "
         "implement with the same parameters yet), the reference AutoAttack (fra31/auto-attack "
         "is not on the Python package index), CUDA (no GPU on this machine).")
     return "\n".join(out) + "\n"
@@ -469,6 +508,8 @@ def main():
                         help="benchmarks/compare_autoattack.py JSON (AutoAttack side by side)")
     parser.add_argument("--poisoning", type=Path,
                         help="bulwark_benchmarks JSON of the poisoning-defense benchmarks")
+    parser.add_argument("--art-poisoning", type=Path,
+                        help="JSON of benchmarks/compare_art_poisoning.py")
     parser.add_argument("--markdown", required=True, type=Path)
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--check", action="store_true",
@@ -480,7 +521,8 @@ def main():
     security = Bench(args.security) if args.security else None
     autoattack = json.loads(args.autoattack.read_text()) if args.autoattack else None
     poisoning = Bench(args.poisoning) if args.poisoning else None
-    text = render(bench, attacks, opacus, security, autoattack, poisoning)
+    art_poisoning = json.loads(args.art_poisoning.read_text()) if args.art_poisoning else None
+    text = render(bench, attacks, opacus, security, autoattack, poisoning, art_poisoning)
     if args.check:
         if not args.markdown.exists() or args.markdown.read_text() != text:
             print(f"{args.markdown} is not what benchmarks/report.py makes of the results; "

@@ -158,6 +158,7 @@ struct InspectArgs {
   std::string report;
   std::string sanitized;
   double expected_poison_rate = 0.1;
+  bool every_class = false;
   int64_t k = 10;
   double agreement = 0.5;
   int64_t folds = 3;
@@ -198,6 +199,8 @@ at::Tensor ground_truth_indices(const std::string& path, int64_t samples) {
 }
 
 void run_inspect(const GlobalOptions& global, const InspectArgs& args) {
+  BULWARK_CHECK(!args.every_class || args.method == "spectral",
+                "--every-class belongs to --method spectral, not {}", args.method);
   if (!args.report.empty()) check_output_path("--report", args.report);
   if (!args.sanitized.empty()) {
     const fs::path out(args.sanitized);
@@ -241,8 +244,9 @@ void run_inspect(const GlobalOptions& global, const InspectArgs& args) {
     auto inspection =
         args.method == "spectral"
             ? spectral_signatures(features, train.labels, train.num_classes,
-                                  SpectralSignatureOptions().expected_poison_rate(
-                                      args.expected_poison_rate))
+                                  SpectralSignatureOptions()
+                                      .expected_poison_rate(args.expected_poison_rate)
+                                      .every_class(args.every_class))
             : activation_clustering(features, train.labels, train.num_classes,
                                     ActivationClusteringOptions().seed(global.seed));
     if (args.confirm) {
@@ -506,6 +510,9 @@ Command add_inspect_data_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--expected-poison-rate", args->expected_poison_rate,
                   "spectral: expected poisoned fraction of a class; 1.5x of it is removed")
       ->check(in_interval(0.0, 1.0, Ends::Open));
+  cmd->add_flag("--every-class", args->every_class,
+                "spectral: remove from every class, without the per-class test (the paper's "
+                "procedure)");
   cmd->add_option("--k", args->k, "knn: neighbours consulted (Paudice et al.: 10)")
       ->check(positive<int64_t>());
   cmd->add_option("--agreement", args->agreement,

@@ -1,5 +1,6 @@
 // `bulwark poison`, `bulwark inspect-data` and STRIP through `bulwark detect`, run as a user
 // would on a toy data set (a suite of its own, so ctest runs it beside CliTest).
+#include <cmath>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -136,6 +137,18 @@ TEST_F(PoisoningCliTest, InspectDataScoresAgainstTheGroundTruthAndWritesASanitiz
     ASSERT_EQ(r.status, 0) << method << "\n" << r.output;
     EXPECT_EQ(read_json(path)["classes"].size(), 10u) << method;
   }
+  // The paper's procedure: 1.5 × 10% of every class removed.
+  r = run_cli(common + " --method spectral --every-class --layer net.layers.2 --report " +
+              (dir / "every.json").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto every = read_json(dir / "every.json");
+  size_t expected = 0;
+  for (const auto& c : every["classes"]) {
+    EXPECT_TRUE(c["poisoned"].get<bool>());
+    expected += static_cast<size_t>(std::llround(0.15 * c["samples"].get<double>()));
+  }
+  EXPECT_EQ(every["flagged"].size(), expected);
+  EXPECT_GT(expected, 20u);
   // Exclusionary reclassification confirms the clusters with a model trained without them.
   r = run_cli(common + " --method clustering --confirm --layer net.layers.2");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -156,6 +169,7 @@ TEST_F(PoisoningCliTest, InspectDataScoresAgainstTheGroundTruthAndWritesASanitiz
   for (const auto& args : {common + " --method spectral --layer net.nope",
                            common + " --method knn --k 0",
                            common + " --method spectral --confirm",
+                           common + " --method knn --every-class",
                            "inspect-data --quiet" + data + " --model " + model.string() +
                                " --ground-truth " + (dir / "knn.json").string()}) {
     const auto bad = run_cli(args + " --report " + (dir / "bad.json").string());
