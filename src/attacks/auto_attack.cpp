@@ -139,19 +139,35 @@ AutoAttack::AutoAttack(AutoAttackOptions options) : options_(std::move(options))
     return;
   }
   const auto& o = options_;
-  BULWARK_CHECK(o.fast_steps() >= 1 && o.fast_targets() >= 1 && o.probe_samples() >= 1 &&
-                    o.probe_queries() >= 1,
-                "autoattack: fast_steps, fast_targets, probe_samples and probe_queries must be "
-                ">= 1, got {}, {}, {} and {}",
-                o.fast_steps(), o.fast_targets(), o.probe_samples(), o.probe_queries());
-  const auto apgd = APGDOptions(o.eps()).norm(o.norm()).steps(o.fast_steps()).seed(o.seed())
+  BULWARK_CHECK(o.probe_samples() >= 1 && o.probe_queries() >= 1,
+                "autoattack: probe_samples and probe_queries must be >= 1, got {} and {}",
+                o.probe_samples(), o.probe_queries());
+  const auto schedule = fast_schedule(o);
+  const auto apgd = APGDOptions(o.eps()).norm(o.norm()).steps(schedule.ce_steps).seed(o.seed())
                         .early_stop(o.early_stop()).box(o.box());
   components_.push_back(std::make_shared<APGD>(apgd));
-  components_.push_back(std::make_shared<APGDTargeted>(
-      APGDOptions(apgd).loss(APGDLoss::TargetedDLR).target_classes(o.fast_targets())));
+  components_.push_back(std::make_shared<APGDTargeted>(APGDOptions(apgd)
+                                                           .steps(schedule.target_steps)
+                                                           .loss(APGDLoss::TargetedDLR)
+                                                           .target_classes(schedule.targets)));
   const auto square = SquareOptions(o.eps()).norm(o.norm()).seed(o.seed()).box(o.box());
   components_.push_back(std::make_shared<Square>(SquareOptions(square).queries(o.probe_queries())));
   components_.push_back(std::make_shared<Square>(SquareOptions(square).queries(5000)));
+}
+
+FastSchedule fast_schedule(const AutoAttackOptions& o) {
+  const bool linf = o.norm() == Norm::Linf;
+  // Measured on the fast-AT SmallCNN (docs/attacks/autoattack.md).
+  FastSchedule schedule{linf ? 35 : 40, linf ? 2 : 3, linf ? 35 : 25};
+  const auto take = [](const char* name, const std::optional<int64_t>& value, int64_t& into) {
+    if (!value) return;
+    BULWARK_CHECK(*value >= 1, "autoattack: {} must be >= 1, got {}", name, *value);
+    into = *value;
+  };
+  take("fast_steps", o.fast_steps(), schedule.ce_steps);
+  take("fast_targets", o.fast_targets(), schedule.targets);
+  take("fast_target_steps", o.fast_target_steps(), schedule.target_steps);
+  return schedule;
 }
 
 std::string AutoAttack::name() const {

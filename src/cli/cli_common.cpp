@@ -83,10 +83,13 @@ void add_attack_options(CLI::App* cmd, AttackArgs& args) {
                   "(for randomised models)")
       ->check(CLI::IsMember({"standard", "plus", "rand"}));
   cmd->add_option("--fast-steps", args.fast_steps,
-                  "autoattack-fast: iterations of APGD-CE and of APGD-T per target")
+                  "autoattack-fast: iterations of APGD-CE (default: linf 35, l2 40)")
       ->check(positive<int64_t>());
   cmd->add_option("--fast-targets", args.fast_targets,
-                  "autoattack-fast: runner-up classes APGD-T tries")
+                  "autoattack-fast: runner-up classes APGD-T tries (default: linf 2, l2 3)")
+      ->check(positive<int64_t>());
+  cmd->add_option("--fast-target-steps", args.fast_target_steps,
+                  "autoattack-fast: iterations of APGD-T per target (default: linf 35, l2 25)")
       ->check(positive<int64_t>());
 }
 
@@ -116,6 +119,7 @@ std::vector<std::shared_ptr<Attack>> make_attacks(const AttackArgs& args, uint64
               .version(AutoAttackVersion::Fast)
               .fast_steps(args.fast_steps)
               .fast_targets(args.fast_targets)
+              .fast_target_steps(args.fast_target_steps)
               .seed(seed)));
     } else if (is_auto_attack_component(name)) {
       // A component alone, with the settings AutoAttack's custom version gives it.

@@ -7,8 +7,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <vector>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "bulwark/attacks/attack.h"
 #include "bulwark/attacks/auto_attack.h"
@@ -44,8 +45,9 @@ struct AttackArgs {
   int64_t cw_steps = 100;
   int64_t cw_searches = 9;
   std::string version = "standard";  ///< AutoAttack's version
-  int64_t fast_steps = AutoAttackOptions(0).fast_steps();
-  int64_t fast_targets = AutoAttackOptions(0).fast_targets();
+  std::optional<int64_t> fast_steps;  ///< unset: fast_schedule's value for the norm
+  std::optional<int64_t> fast_targets;
+  std::optional<int64_t> fast_target_steps;
 };
 /// --attacks, --eps, --norm, --steps, --restarts, --cw-steps, --cw-searches, --version.
 void add_attack_options(CLI::App* cmd, AttackArgs& args);

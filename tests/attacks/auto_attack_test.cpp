@@ -175,6 +175,31 @@ TEST_F(AutoAttackTest, SquareExposesAGradientMaskedModelAndTheCheckWarns) {
   EXPECT_LT(report.results[0].robust_accuracy, 0.2);
 }
 
+// The fast schedule: measured defaults per norm, any value given wins, and a value below 1 is
+// refused.
+TEST_F(AutoAttackTest, FastScheduleDependsOnTheNormAndGivenValuesWin) {
+  const auto linf = fast_schedule(AutoAttackOptions(0.1).version(AutoAttackVersion::Fast));
+  EXPECT_EQ(linf.ce_steps, 35);
+  EXPECT_EQ(linf.targets, 2);
+  EXPECT_EQ(linf.target_steps, 35);
+  const auto l2_options = AutoAttackOptions(1.5).norm(Norm::L2).version(AutoAttackVersion::Fast);
+  const auto l2 = fast_schedule(l2_options);
+  EXPECT_EQ(l2.ce_steps, 40);
+  EXPECT_EQ(l2.targets, 3);
+  EXPECT_EQ(l2.target_steps, 25);
+  const auto given = fast_schedule(AutoAttackOptions(l2_options).fast_steps(12).fast_targets(5));
+  EXPECT_EQ(given.ce_steps, 12);
+  EXPECT_EQ(given.targets, 5);
+  EXPECT_EQ(given.target_steps, 25);
+  AutoAttack attack(AutoAttackOptions(l2_options).fast_target_steps(7));
+  const auto& targeted = dynamic_cast<const APGDTargeted&>(*attack.components()[1]);
+  EXPECT_EQ(targeted.options().steps(), 7);
+  EXPECT_EQ(targeted.options().target_classes(), 3);
+  EXPECT_EQ(dynamic_cast<const APGD&>(*attack.components()[0]).options().steps(), 40);
+  EXPECT_THROW(AutoAttack(AutoAttackOptions(l2_options).fast_targets(0)), Error);
+  EXPECT_THROW(AutoAttack(AutoAttackOptions(l2_options).fast_target_steps(-1)), Error);
+}
+
 // The fast version: short APGD-CE and APGD-T, then a Square probe that escalates to Square in
 // full only when it fools a sample.
 TEST_F(AutoAttackTest, FastVersionEscalatesToSquareOnlyWhenTheProbeFoolsASample) {

@@ -20,6 +20,7 @@
 
 #include <torch/arg.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,11 +46,11 @@ struct AutoAttackOptions {
   /// Per-sample early exit inside APGD and FAB: the same verdict for every sample (they are
   /// independent), much less compute. Off reproduces the reference's compute.
   TORCH_ARG(bool, early_stop) = true;
-  /// `fast`: iterations of APGD-CE, and of APGD-T per target class. The defaults are the
-  /// cheapest measured to match `standard` on the fast-AT SmallCNN (docs/attacks/autoattack.md).
-  TORCH_ARG(int64_t, fast_steps) = 35;
-  /// `fast`: how many runner-up classes APGD-T tries.
-  TORCH_ARG(int64_t, fast_targets) = 2;
+  /// `fast`: iterations of APGD-CE; APGD-T's runner-up classes and its iterations per target.
+  /// Unset, each takes the value measured for the norm (fast_schedule).
+  TORCH_ARG(std::optional<int64_t>, fast_steps) = std::nullopt;
+  TORCH_ARG(std::optional<int64_t>, fast_targets) = std::nullopt;
+  TORCH_ARG(std::optional<int64_t>, fast_target_steps) = std::nullopt;
   /// `fast`: the masking probe runs Square with `probe_queries` on at most `probe_samples` of
   /// the samples the gradient attacks left (per batch).
   TORCH_ARG(int64_t, probe_samples) = 16;
@@ -85,6 +86,21 @@ class AutoAttack : public Attack {
   AutoAttackOptions options_;
   std::vector<std::shared_ptr<Attack>> components_;
 };
+
+/// What `fast` runs: APGD-CE with `ce_steps` iterations, then APGD-T towards `targets`
+/// runner-up classes with `target_steps` iterations each.
+struct FastSchedule {
+  int64_t ce_steps = 0;
+  int64_t targets = 0;
+  int64_t target_steps = 0;
+};
+
+/// `options`' fast schedule: the values it sets, the others the cheapest measured to reach
+/// `standard`'s verdict for its norm (docs/attacks/autoattack.md): L∞ 35 APGD-CE iterations
+/// and 2 targets × 35; L2 40 and 3 targets × 25 (under L2 the third runner-up class decides
+/// samples that neither more steps nor restarts find).
+/// @throws Error when a value set is below 1.
+FastSchedule fast_schedule(const AutoAttackOptions& options);
 
 /// True for apgd-ce, apgd-dlr, apgd-t, fab, fab-t and square.
 bool is_auto_attack_component(const std::string& name);
