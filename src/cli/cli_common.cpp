@@ -82,14 +82,22 @@ void add_attack_options(CLI::App* cmd, AttackArgs& args) {
                   "AutoAttack's version: standard (APGD-CE, APGD-T, FAB-T, Square), plus, or rand "
                   "(for randomised models)")
       ->check(CLI::IsMember({"standard", "plus", "rand"}));
+  // The defaults the library picks per norm, as the help states them.
+  const auto linf = fast_schedule(AutoAttackOptions(0).norm(Norm::Linf));
+  const auto l2 = fast_schedule(AutoAttackOptions(0).norm(Norm::L2));
   cmd->add_option("--fast-steps", args.fast_steps,
-                  "autoattack-fast: iterations of APGD-CE (default: linf 35, l2 40)")
+                  fmt::format("autoattack-fast: iterations of APGD-CE (default: linf {}, l2 {})",
+                              linf.ce_steps, l2.ce_steps))
       ->check(positive<int64_t>());
   cmd->add_option("--fast-targets", args.fast_targets,
-                  "autoattack-fast: runner-up classes APGD-T tries (default: linf 2, l2 3)")
+                  fmt::format("autoattack-fast: runner-up classes APGD-T tries (default: linf "
+                              "{}, l2 {})",
+                              linf.targets, l2.targets))
       ->check(positive<int64_t>());
   cmd->add_option("--fast-target-steps", args.fast_target_steps,
-                  "autoattack-fast: iterations of APGD-T per target (default: linf 35, l2 25)")
+                  fmt::format("autoattack-fast: iterations of APGD-T per target (default: linf "
+                              "{}, l2 {})",
+                              linf.target_steps, l2.target_steps))
       ->check(positive<int64_t>());
 }
 

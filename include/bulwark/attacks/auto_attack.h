@@ -63,7 +63,7 @@ struct AutoAttackOptions {
 class AutoAttack : public Attack {
  public:
   /// @throws Error when eps < 0 or not finite, the custom version has no attack or an unknown
-  /// one, or another version is given attacks.
+  /// one, another version is given attacks, or (fast) a schedule or probe value is below 1.
   explicit AutoAttack(AutoAttackOptions options);
   /// "autoattack" (standard), "autoattack-plus", "autoattack-fast", ...
   std::string name() const override;
