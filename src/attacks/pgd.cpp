@@ -79,19 +79,21 @@ struct RunOutput {
 
 // One run of PGD on the samples `index` of (x, y); with early stopping, samples leave the active
 // set as soon as they are fooled and keep that iterate. A custom objective (given the logits of
-// every sample of `index`, never with early stopping) replaces the options' loss.
+// every sample of `index`, never with early stopping) replaces the options' loss; a given
+// `start` (rows of x) replaces the random or clean start.
 RunOutput run_once(Model& model, const at::Tensor& x, const at::Tensor& y, const at::Tensor& index,
                    const PGDOptions& options, double alpha, at::Generator& generator,
-                   const PGD::Objective& custom) {
+                   const PGD::Objective& custom, const at::Tensor& start = {}) {
   const bool targeted = options.targeted();
   const auto long_options = x.options().dtype(at::kLong);
   RunOutput out;
   auto active = index;
   auto clean = x.index_select(0, active);
   auto labels = y.index_select(0, active);
-  auto adv = options.random_start()
-                 ? random_start(clean, options.eps(), options.norm(), options.box(), generator)
-                 : clean.clone();
+  auto adv = start.defined() ? start.index_select(0, active)
+              : options.random_start()
+                  ? random_start(clean, options.eps(), options.norm(), options.box(), generator)
+                  : clean.clone();
   out.adversarial = adv.clone();
   out.iterations = at::zeros({index.size(0)}, long_options);
   auto position = at::arange(index.size(0), long_options);  // rows of `out` still active
@@ -127,7 +129,8 @@ RunOutput run_once(Model& model, const at::Tensor& x, const at::Tensor& y, const
 }  // namespace
 
 at::Tensor PGD::perturb(Model& model, const at::Tensor& x, const at::Tensor& y,
-                        at::Generator& generator, const Objective& objective) const {
+                        at::Generator& generator, const Objective& objective,
+                        const at::Tensor& start) const {
   BULWARK_CHECK(!options_.early_stop(),
                 "pgd: perturb() runs every step on every sample; turn early_stop off");
   BULWARK_CHECK(x.defined() && y.defined() && x.dim() >= 1 && y.dim() == 1 &&
@@ -135,8 +138,11 @@ at::Tensor PGD::perturb(Model& model, const at::Tensor& x, const at::Tensor& y,
                 "pgd: perturb() needs x [N, ...] and y [N], got {} and {}",
                 x.defined() ? detail::shape_string(x) : "undefined",
                 y.defined() ? detail::shape_string(y) : "undefined");
+  BULWARK_CHECK(!start.defined() || start.sizes() == x.sizes(),
+                "pgd: perturb() needs a start shaped like x {}, got {}", detail::shape_string(x),
+                start.defined() ? detail::shape_string(start) : "undefined");
   return run_once(model, x, y, at::arange(x.size(0), x.options().dtype(at::kLong)), options_,
-                  step_size(), generator, objective)
+                  step_size(), generator, objective, start)
       .adversarial;
 }
 

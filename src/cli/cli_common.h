@@ -45,9 +45,9 @@ struct AttackArgs {
   int64_t cw_steps = 100;
   int64_t cw_searches = 9;
   std::string version = "standard";  ///< AutoAttack's version
-  std::optional<int64_t> fast_steps;  ///< unset: fast_schedule's value for the norm
-  std::optional<int64_t> fast_targets;
-  std::optional<int64_t> fast_target_steps;
+  std::optional<int64_t> fast_steps = std::nullopt;  ///< unset: fast_schedule's value
+  std::optional<int64_t> fast_targets = std::nullopt;
+  std::optional<int64_t> fast_target_steps = std::nullopt;
 };
 /// --attacks, --eps, --norm, --steps, --restarts, --cw-steps, --cw-searches, --version.
 void add_attack_options(CLI::App* cmd, AttackArgs& args);

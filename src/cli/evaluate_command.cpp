@@ -56,6 +56,20 @@ void print_robustness(const RobustnessReport& report) {
     fmt::print("  worst case over all attacks at eps {:.4g}: {:.2f}% robust\n", w.eps,
                100 * w.robust_accuracy);
   }
+  // By class, when there are few enough to read.
+  if (!report.worst_case.empty() && report.per_class.size() <= 20) {
+    fmt::print("  {:<18} {:>7} {:>7}", "by class", "samples", "clean");
+    for (const auto& w : report.worst_case) fmt::print(" {:>10}", fmt::format("eps {:.4g}", w.eps));
+    fmt::print("\n");
+    for (const auto& c : report.per_class) {
+      fmt::print("  {:<18} {:>7} {:>6.1f}%",
+                 c.name.empty() ? std::to_string(c.label)
+                                : fmt::format("{} {}", c.label, c.name),
+                 c.samples, 100 * c.clean_accuracy);
+      for (const double r : c.robust_accuracy) fmt::print(" {:>9.1f}%", 100 * r);
+      fmt::print("\n");
+    }
+  }
   for (const auto& w : report.warnings) fmt::print("  WARNING: {}\n", w);
 }
 
@@ -138,7 +152,7 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
   }
   if (!attacks.empty()) {
     std::unique_ptr<Progress> progress;
-    const auto robustness = evaluate(
+    auto robustness = evaluate(
         loaded.model, data, attacks, args.attack.epsilons,
         EvaluationOptions().batch_size(args.batch_size).early_stop(!args.no_early_stop),
         [&](const std::string& attack, double eps, int64_t done, int64_t total) {
@@ -149,8 +163,9 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
           progress->update(done, fmt::format("batch {}/{}", done, total));
           if (done == total) progress->finish(fmt::format("{} batches", total));
         });
+    robustness.model = fmt::format("{} ({})", args.model, loaded.model.name());
     fmt::print("Bulwark robustness report\n");
-    fmt::print("  model     {} ({})\n", args.model, loaded.model.name());
+    fmt::print("  model     {}\n", robustness.model);
     fmt::print("  data      {} ({} samples)\n", data.name, data.size());
     fmt::print("  clean accuracy {:.2f}%, {:.1f}s in all\n", 100 * robustness.clean_accuracy,
                robustness.seconds);
@@ -182,7 +197,8 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
   print_accuracy("  clean accuracy", report);
   fmt::print("  per class");
   for (size_t c = 0; c < report.per_class_accuracy.size(); ++c) {
-    fmt::print(" {}:{:.1f}%", c, 100 * report.per_class_accuracy[c]);
+    fmt::print("{} {}: {:.1f}%", c == 0 ? "" : ",", data.class_label(static_cast<int64_t>(c)),
+               100 * report.per_class_accuracy[c]);
   }
   fmt::print("\n");
   std::optional<BackdoorEvaluation> backdoor;
@@ -192,8 +208,12 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
                                  BackdoorOptions().target(args.target));
     fmt::print("  backdoor ({} to class {}): attack success {:.2f}% on the {} triggered images of "
                "other classes\n",
-               trigger.describe(), args.target, 100 * backdoor->attack_success_rate,
-               backdoor->triggered);
+               trigger.describe(), data.class_label(args.target),
+               100 * backdoor->attack_success_rate, backdoor->triggered);
+  } else {
+    fmt::print("  clean accuracy only: no --attacks given. For robust accuracy name attacks and "
+               "budgets, e.g. --attacks autoattack-fast --eps 0.1 (or autoattack for the "
+               "standard, or fgsm,pgd,cw)\n");
   }
 
   if (!args.report.empty()) {
@@ -204,6 +224,7 @@ void run_evaluate(const GlobalOptions& global, const EvaluateArgs& args) {
                         {"clean_accuracy", report.accuracy},
                         {"correct", report.correct},
                         {"per_class_accuracy", report.per_class_accuracy},
+                        {"class_names", data.class_names},
                         {"seconds", report.seconds},
                         {"samples_per_second", report.samples_per_second},
                         {"device", device.str()},

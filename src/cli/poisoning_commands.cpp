@@ -264,8 +264,8 @@ void run_inspect(const GlobalOptions& global, const InspectArgs& args) {
       classes.push_back({{"label", c.label}, {"samples", c.samples}, {"poisoned", c.poisoned},
                          {"statistic", c.statistic}, {"flagged", c.flagged}});
       if (c.poisoned) {
-        fmt::print("  class {}: poisoned ({} of {} samples flagged, statistic {:.3g})\n", c.label,
-                   c.flagged, c.samples, c.statistic);
+        fmt::print("  class {}: poisoned ({} of {} samples flagged, statistic {:.3g})\n",
+                   train.class_label(c.label), c.flagged, c.samples, c.statistic);
       }
     }
     report["layer"] = args.layer;
@@ -366,14 +366,17 @@ void run_scan(const GlobalOptions& global, const ScanArgs& args) {
   progress.finish(fmt::format("{} classes in {:.1f}s", clean.num_classes, report.seconds));
 
   fmt::print("Bulwark model scan (Neural Cleanse) of {}: {}\n", args.model,
-             report.backdoored ? fmt::format("BACKDOORED, target class {}",
-                                             fmt::join(report.flagged, ", "))
+             report.backdoored ? fmt::format("BACKDOORED, target class {}", [&] {
+               std::vector<std::string> targets;
+               for (const auto label : report.flagged) targets.push_back(clean.class_label(label));
+               return fmt::format("{}", fmt::join(targets, ", "));
+             }())
                                : "no backdoor found");
-  fmt::print("  {:>5} {:>9} {:>9} {:>8} {:>8}\n", "class", "mask L1", "success", "anomaly",
+  fmt::print("  {:<16} {:>9} {:>9} {:>8} {:>8}\n", "class", "mask L1", "success", "anomaly",
              "flagged");
   auto classes = nlohmann::json::array();
   for (const auto& c : report.classes) {
-    fmt::print("  {:>5} {:>9.2f} {:>8.1f}% {:>8.2f} {:>8}\n", c.label, c.l1_norm,
+    fmt::print("  {:<16} {:>9.2f} {:>8.1f}% {:>8.2f} {:>8}\n", clean.class_label(c.label), c.l1_norm,
                100 * c.attack_success, c.anomaly_index, c.flagged ? "yes" : "");
     classes.push_back({{"label", c.label}, {"l1_norm", c.l1_norm},
                        {"attack_success", c.attack_success}, {"reached", c.reached},

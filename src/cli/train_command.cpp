@@ -22,9 +22,10 @@ struct TrainArgs {
   std::string arch = "small-cnn";
   std::string out;
   int64_t epochs = 1;
-  int64_t batch_size = 128;
-  std::string optimizer = "adam";
-  double learning_rate = 1e-3;
+  // Unset: the strategy's recipe (default_recipe).
+  std::optional<int64_t> batch_size;
+  std::optional<std::string> optimizer;
+  std::optional<double> learning_rate;
   double momentum = 0.9;
   double weight_decay = 0.0;
   std::string strategy = "standard";
@@ -34,7 +35,7 @@ struct TrainArgs {
   double beta = 6.0;
   double sigma = 0.25;
   int64_t warmup_epochs = 0;
-  std::string schedule = "constant";
+  std::optional<std::string> schedule;
   std::vector<int64_t> milestones;
   double gamma = 0.1;
   int64_t validation_samples = 1000;
@@ -56,6 +57,20 @@ struct TrainArgs {
   bool secure_rng = false;
 };
 
+// The recipes a strategy trains with when --optimizer, --lr, --schedule and --batch-size are
+// not given, from the library's default_recipe.
+std::string recipes_help() {
+  std::string text = "Default recipes (an option given wins):";
+  const auto line = [&](const std::string& who, const TrainingRecipe& r) {
+    text += fmt::format("\n  {:<32} {} {:g}, {}, batch {}", who, to_string(r.optimizer),
+                        r.learning_rate, to_string(r.schedule.kind()), r.batch_size);
+  };
+  line("standard, gaussian", default_recipe(StrategyKind::Standard, false));
+  line("fast-at, pgd-at, trades, mart", default_recipe(StrategyKind::FastAT, false));
+  line("--dp (any strategy)", default_recipe(StrategyKind::Standard, true));
+  return text;
+}
+
 void run_train(const GlobalOptions& global, const TrainArgs& args) {
   check_output_path("--out", args.out);
   const auto checkpoint = args.checkpoint.empty() ? args.out + ".ckpt" : args.checkpoint;
@@ -76,11 +91,20 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
   model.to(device);
 
   const auto strategy = parse_strategy(args.strategy);
+  std::optional<OptimizerKind> optimizer;
+  if (args.optimizer) optimizer = parse_optimizer(*args.optimizer);
+  std::optional<ScheduleOptions> schedule;
+  if (args.schedule) {
+    schedule = ScheduleOptions(parse_schedule(*args.schedule))
+                   .milestones(args.milestones)
+                   .gamma(args.gamma);
+  }
   Trainer trainer(model, TrainerOptions()
                              .epochs(args.epochs)
                              .batch_size(args.batch_size)
-                             .optimizer(parse_optimizer(args.optimizer))
+                             .optimizer(optimizer)
                              .learning_rate(args.learning_rate)
+                             .schedule(schedule)
                              .momentum(args.momentum)
                              .weight_decay(args.weight_decay)
                              .seed(global.seed)
@@ -90,9 +114,6 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
                                            .beta(args.beta)
                                            .sigma(args.sigma)
                                            .warmup_epochs(args.warmup_epochs))
-                             .schedule(ScheduleOptions(parse_schedule(args.schedule))
-                                           .milestones(args.milestones)
-                                           .gamma(args.gamma))
                              .eval_eps(args.eps)
                              .eval_steps(args.eval_steps)
                              .checkpoint(checkpoint)
@@ -112,9 +133,13 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
     trainer.resume(checkpoint);
     spdlog::info("resumed from {} after epoch {}", checkpoint, trainer.history().size());
   }
+  const auto& recipe = trainer.recipe();
   spdlog::info("training {} ({}, eps {}) on {} ({} samples) for {} epoch(s), {} threads",
                args.arch, args.strategy, args.eps, train.name, train.size(), args.epochs,
                at::get_num_threads());
+  spdlog::info("{} {:g}, {} schedule, batch {} ({})", to_string(recipe.optimizer),
+               recipe.learning_rate, to_string(recipe.schedule.kind()), recipe.batch_size,
+               recipe.source);
   std::unique_ptr<Progress> progress;
   trainer.on_batch([&](const BatchProgress& p) {
     if (p.batch == 0) {
@@ -185,7 +210,11 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
                               {"eps", args.eps},
                               {"attack_steps", args.attack_steps},
                               {"beta", args.beta},
-                              {"schedule", args.schedule},
+                              {"optimizer", to_string(recipe.optimizer)},
+                              {"learning_rate", recipe.learning_rate},
+                              {"schedule", to_string(recipe.schedule.kind())},
+                              {"batch_size", recipe.batch_size},
+                              {"recipe", recipe.source},
                               {"epochs", epochs},
                               {"best_epoch", trainer.best_epoch() + 1},
                               {"train_samples", train.size()},
@@ -200,7 +229,7 @@ void run_train(const GlobalOptions& global, const TrainArgs& args) {
                       {"noise_multiplier", trainer.noise_multiplier()},
                       {"max_grad_norm", args.max_grad_norm},
                       {"clipping", args.clipping},
-                      {"sample_rate", static_cast<double>(args.batch_size) /
+                      {"sample_rate", static_cast<double>(recipe.batch_size) /
                                           static_cast<double>(train.size())},
                       {"accountant", args.accountant},
                       {"secure_rng", args.secure_rng},
@@ -221,10 +250,14 @@ Command add_train_command(CLI::App& app, const GlobalOptions& global) {
       ->check(CLI::IsMember(model_architectures()));
   cmd->add_option("--out", args->out, "Where to write the trained model")->required();
   cmd->add_option("--epochs", args->epochs, "Epochs")->check(positive<int64_t>());
-  cmd->add_option("--batch-size", args->batch_size, "Batch size")->check(positive<int64_t>());
-  cmd->add_option("--optimizer", args->optimizer, "Optimizer")
+  cmd->add_option("--batch-size", args->batch_size,
+                  "Batch size (default: the strategy's recipe, see below)")
+      ->check(positive<int64_t>());
+  cmd->add_option("--optimizer", args->optimizer, "Optimizer (default: the strategy's recipe)")
       ->check(CLI::IsMember({"sgd", "adam"}));
-  cmd->add_option("--lr", args->learning_rate, "Learning rate")->check(positive<double>());
+  cmd->add_option("--lr", args->learning_rate,
+                  "Learning rate, the peak of one-cycle (default: the strategy's recipe)")
+      ->check(positive<double>());
   cmd->add_option("--momentum", args->momentum, "SGD momentum")->check(non_negative<double>());
   cmd->add_option("--weight-decay", args->weight_decay, "Weight decay")
       ->check(non_negative<double>());
@@ -246,7 +279,8 @@ Command add_train_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--warmup-epochs", args->warmup_epochs,
                   "Raise eps linearly from 0 over these epochs")
       ->check(non_negative<int64_t>());
-  cmd->add_option("--schedule", args->schedule, "Learning-rate schedule")
+  cmd->add_option("--schedule", args->schedule,
+                  "Learning-rate schedule (default: the strategy's recipe)")
       ->check(CLI::IsMember({"constant", "cosine", "multistep", "one-cycle"}));
   cmd->add_option("--milestones", args->milestones,
                   "multistep: epochs (0-based) where the rate drops (default: 50% and 75%)")
@@ -291,6 +325,7 @@ Command add_train_command(CLI::App& app, const GlobalOptions& global) {
       ->check(non_negative<double>());
   cmd->add_flag("--secure-rng", args->secure_rng,
                 "DP: draw the noise from the OS's cryptographic source (not reproducible)");
+  cmd->footer(recipes_help());
   return {cmd, [&global, args] { run_train(global, *args); }};
 }
 

@@ -109,6 +109,16 @@ struct CompositeModel final : Model::Impl {
   }
 };
 
+// The name a user writes for a module's class: "bulwark::SmallCNNImpl" -> "SmallCNN",
+// "torch::nn::SequentialImpl" -> "Sequential".
+std::string readable_module_name(const std::string& cpp_name) {
+  auto name = cpp_name.substr(cpp_name.rfind("::") == std::string::npos ? 0
+                                                                        : cpp_name.rfind("::") + 2);
+  constexpr std::string_view kImpl = "Impl";
+  if (name.size() > kImpl.size() && name.ends_with(kImpl)) name.resize(name.size() - kImpl.size());
+  return name;
+}
+
 }  // namespace
 
 Model::Model(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -117,7 +127,7 @@ Model::Model(std::shared_ptr<torch::nn::Module> module, ForwardFn forward, std::
   BULWARK_CHECK(module != nullptr, "Model: the module is null");
   BULWARK_CHECK(static_cast<bool>(forward), "Model: the forward function is empty");
   auto impl = std::make_shared<ModuleModel>();
-  impl->name = name.empty() ? module->name() : std::move(name);
+  impl->name = name.empty() ? readable_module_name(module->name()) : std::move(name);
   impl->module_ = std::move(module);
   impl->forward_ = std::move(forward);
   impl_ = std::move(impl);

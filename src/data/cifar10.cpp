@@ -35,7 +35,11 @@ Dataset read_cifar10_batches(const std::vector<std::filesystem::path>& files) {
   const auto all = at::cat(records);
   auto labels = all.select(1, 0).to(at::kLong);
   auto images = all.slice(1, 1).reshape({-1, 3, 32, 32}).to(at::kFloat).div_(255.0f);
-  return Dataset(images, labels, 10, "cifar10");
+  Dataset data(images, labels, 10, "cifar10");
+  // batches.meta.txt's label names.
+  data.class_names = {"airplane", "automobile", "bird",  "cat",  "deer",
+                      "dog",      "frog",       "horse", "ship", "truck"};
+  return data;
 }
 
 Dataset load_cifar10(const std::filesystem::path& directory, Split split) {

@@ -18,6 +18,17 @@ Dataset::Dataset(at::Tensor images_, at::Tensor labels_, int64_t num_classes_, s
   labels = labels.to(at::kLong);
 }
 
+std::string Dataset::class_label(int64_t label) const {
+  BULWARK_CHECK(0 <= label && label < num_classes,
+                "Dataset::class_label: label {} is outside [0, {}) of '{}'", label, num_classes,
+                name);
+  if (class_names.empty()) return std::to_string(label);
+  BULWARK_CHECK(static_cast<int64_t>(class_names.size()) == num_classes,
+                "Dataset::class_label: '{}' has {} class names for {} classes", name,
+                class_names.size(), num_classes);
+  return fmt::format("{} ({})", label, class_names[static_cast<size_t>(label)]);
+}
+
 Dataset Dataset::slice(int64_t begin, int64_t end) const {
   BULWARK_CHECK(0 <= begin && begin <= end && end <= size(),
                 "Dataset::slice: need 0 <= begin <= end <= {} (the dataset size), got [{}, {})",

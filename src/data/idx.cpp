@@ -203,7 +203,11 @@ std::filesystem::path default_fashion_mnist_dir() {
 }
 
 Dataset load_fashion_mnist(Split split, const std::filesystem::path& directory) {
-  return load_mnist_format(directory, split, "fashion-mnist");
+  auto data = load_mnist_format(directory, split, "fashion-mnist");
+  // Xiao et al. 2017's labels.
+  data.class_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  return data;
 }
 
 }  // namespace bulwark

@@ -106,9 +106,10 @@ class Adversarial : public TrainingStrategy {
                    .box(options_.box()));
   }
   at::Tensor perturb(Model& model, const at::Tensor& x, const at::Tensor& y, double eps,
-                     at::Generator& generator, const PGD::Objective& objective = {}) const {
+                     at::Generator& generator, const PGD::Objective& objective = {},
+                     const at::Tensor& start = {}) const {
     EvalModeGuard eval_mode(model);
-    return attack(eps).perturb(model, x, y, generator, objective);
+    return attack(eps).perturb(model, x, y, generator, objective, start);
   }
   StrategyOptions options_;
 };
@@ -135,9 +136,16 @@ class Trades : public Adversarial {
       torch::NoGradGuard no_grad;
       clean_log_p = at::log_softmax(model.forward(x), 1);
     }
-    const auto x_adv = perturb(model, x, y, eps, generator, [&](const at::Tensor& logits) {
-      return kl_per_sample(clean_log_p, at::log_softmax(logits, 1));
-    });
+    // Zhang et al.'s code starts at x + 0.001·N(0, 1), next to the clean point (where the KL
+    // and its gradient are nearly 0), not uniformly in the ball; clamped into the box here.
+    const auto start = options_.box().clamp(x + 0.001 * at::randn(x.sizes(), generator,
+                                                                    x.options()));
+    const auto x_adv = perturb(
+        model, x, y, eps, generator,
+        [&](const at::Tensor& logits) {
+          return kl_per_sample(clean_log_p, at::log_softmax(logits, 1));
+        },
+        start);
     return [model, x, y, x_adv, beta = options_.beta()](int64_t begin,
                                                          int64_t end) -> StrategyLoss {
       auto logits = model.forward(x.slice(0, begin, end));

@@ -28,6 +28,10 @@ OptimizerKind parse_optimizer(const std::string& text) {
   throw Error(fmt::format("parse_optimizer: expected 'sgd' or 'adam', got '{}'", text));
 }
 
+std::string to_string(OptimizerKind kind) {
+  return kind == OptimizerKind::SGD ? "sgd" : "adam";
+}
+
 namespace {
 
 using detail::copy_state;
@@ -48,13 +52,54 @@ class ModeRestorer {
 
 }  // namespace
 
+TrainingRecipe default_recipe(StrategyKind strategy, bool differential_privacy) {
+  TrainingRecipe recipe;
+  if (differential_privacy) {
+    recipe.batch_size = 1024;
+    recipe.optimizer = OptimizerKind::SGD;
+    recipe.learning_rate = 1.0;
+    recipe.source = "DP-SGD: SGD 1.0, momentum 0.9, Poisson rate 1024/N (measured on TanhCNN)";
+    return recipe;
+  }
+  switch (strategy) {
+    case StrategyKind::Standard:
+    case StrategyKind::GaussianNoise:
+      recipe.source = "Adam 1e-3, batch 128 (Kingma & Ba 2015)";
+      return recipe;
+    case StrategyKind::FastAT:
+    case StrategyKind::PGDAT:
+    case StrategyKind::TRADES:
+    case StrategyKind::MART:
+      recipe.batch_size = 100;
+      recipe.learning_rate = 5e-3;
+      recipe.schedule = ScheduleOptions(ScheduleKind::OneCycle);
+      recipe.source = "Adam, one-cycle to 5e-3, batch 100 (Wong et al. 2020)";
+      return recipe;
+  }
+  throw Error("default_recipe: unknown strategy");
+}
+
+TrainingRecipe TrainerOptions::recipe() const {
+  auto recipe = default_recipe(strategy().kind(), differential_privacy());
+  const bool custom = batch_size() || optimizer() || learning_rate() || schedule();
+  if (batch_size()) recipe.batch_size = *batch_size();
+  if (optimizer()) recipe.optimizer = *optimizer();
+  if (learning_rate()) recipe.learning_rate = *learning_rate();
+  if (schedule()) recipe.schedule = *schedule();
+  if (custom) recipe.source = "given, over " + recipe.source;
+  return recipe;
+}
+
 Trainer::Trainer(Model model, TrainerOptions options)
-    : model_(std::move(model)), options_(std::move(options)), state_(std::make_unique<State>()) {
+    : model_(std::move(model)),
+      options_(std::move(options)),
+      recipe_(options_.recipe()),
+      state_(std::make_unique<State>()) {
   BULWARK_CHECK(options_.epochs() >= 1, "Trainer: epochs must be >= 1, got {}", options_.epochs());
-  BULWARK_CHECK(options_.batch_size() >= 1, "Trainer: batch_size must be >= 1, got {}",
-                options_.batch_size());
-  BULWARK_CHECK(options_.learning_rate() > 0 && std::isfinite(options_.learning_rate()),
-                "Trainer: learning_rate must be finite and > 0, got {}", options_.learning_rate());
+  BULWARK_CHECK(recipe_.batch_size >= 1, "Trainer: batch_size must be >= 1, got {}",
+                recipe_.batch_size);
+  BULWARK_CHECK(recipe_.learning_rate > 0 && std::isfinite(recipe_.learning_rate),
+                "Trainer: learning_rate must be finite and > 0, got {}", recipe_.learning_rate);
   BULWARK_CHECK(options_.momentum() >= 0, "Trainer: momentum must be >= 0, got {}",
                 options_.momentum());
   BULWARK_CHECK(options_.weight_decay() >= 0, "Trainer: weight_decay must be >= 0, got {}",
@@ -65,7 +110,7 @@ Trainer::Trainer(Model model, TrainerOptions options)
                 options_.eval_batch_size());
   BULWARK_CHECK(std::isfinite(options_.eval_eps()), "Trainer: eval_eps must be finite, got {}",
                 options_.eval_eps());
-  options_.schedule().validate();
+  recipe_.schedule.validate();
   if (options_.differential_privacy()) {
     options_.privacy().validate();
     state_->dp = std::make_unique<DPSGD>(model_, options_.privacy());  // rejects BatchNorm
@@ -78,14 +123,14 @@ Trainer::Trainer(Model model, TrainerOptions options)
   }
   BULWARK_CHECK(!params.empty(), "Trainer: the model '{}' has no trainable parameters",
                 model_.name());
-  if (options_.optimizer() == OptimizerKind::SGD) {
+  if (recipe_.optimizer == OptimizerKind::SGD) {
     state_->optimizer = std::make_unique<torch::optim::SGD>(
-        params, torch::optim::SGDOptions(options_.learning_rate())
+        params, torch::optim::SGDOptions(recipe_.learning_rate)
                     .momentum(options_.momentum())
                     .weight_decay(options_.weight_decay()));
   } else {
     state_->optimizer = std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(options_.learning_rate())
+        params, torch::optim::AdamOptions(recipe_.learning_rate)
                     .weight_decay(options_.weight_decay()));
   }
 }
@@ -108,11 +153,11 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& vali
   const auto device = model_.device();
   const bool dp = st.dp != nullptr;
   const auto& privacy = options_.privacy();
-  BatchLoader loader(train, BatchLoaderOptions(options_.batch_size()).shuffle(true).seed(
+  BatchLoader loader(train, BatchLoaderOptions(recipe_.batch_size).shuffle(true).seed(
                                 options_.seed()));
   std::optional<PoissonSampler> sampler;
   if (dp) {
-    st.set_sample_rate(train.size(), options_.batch_size());
+    st.set_sample_rate(train.size(), recipe_.batch_size);
     sampler.emplace(train.size(), st.sample_rate, options_.seed());
   }
   const int64_t batches = dp ? sampler->steps_per_epoch() : loader.batches_per_epoch();
@@ -139,13 +184,13 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& vali
                                     device);
     auto noise_generator =
         make_generator(derive_seed(options_.seed(), 2000 + static_cast<uint64_t>(epoch)));
-    double loss_sum = 0, lr = options_.learning_rate(), eps = strategy.eps();
+    double loss_sum = 0, lr = recipe_.learning_rate, eps = strategy.eps();
     int64_t correct = 0, seen = 0, clipped = 0;
     // One optimizer step on a batch (which DP-SGD's Poisson sampling may leave empty).
     const auto train_batch = [&](const at::Tensor& cpu_inputs, const at::Tensor& cpu_labels,
                                  int64_t index) {
       const int64_t step = epoch * batches + index;
-      lr = scheduled_learning_rate(options_.schedule(), options_.learning_rate(), step,
+      lr = scheduled_learning_rate(recipe_.schedule, recipe_.learning_rate, step,
                                    total_steps, batches);
       for (auto& group : st.optimizer->param_groups()) group.options().set_lr(lr);
       eps = warmup_steps > 0 ? strategy.eps() * std::min(1.0, static_cast<double>(step + 1) /

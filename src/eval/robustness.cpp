@@ -167,6 +167,39 @@ void check_black_box_stage(const AttackEvaluation& eval, int64_t total,
   }
 }
 
+// Per class: samples, clean accuracy and worst-case robust accuracy at each budget.
+std::vector<ClassRobustness> per_class_robustness(
+    const Dataset& data, const at::Tensor& correct_index,
+    const std::map<double, at::Tensor>& survived_all) {
+  const auto labels = data.labels.cpu();
+  const auto k = data.num_classes;
+  const auto count = [k](const at::Tensor& of) { return at::bincount(of, {}, k); };
+  const auto totals = count(labels);
+  const auto correct_labels = labels.index_select(0, correct_index.cpu());
+  const auto clean = count(correct_labels);
+  std::vector<at::Tensor> robust;
+  for (const auto& [eps, survivors] : survived_all) {
+    robust.push_back(count(correct_labels.index({survivors.cpu()})));
+  }
+  std::vector<ClassRobustness> out;
+  for (int64_t c = 0; c < k; ++c) {
+    ClassRobustness row;
+    row.label = c;
+    data.class_label(c);  // checks the names
+    if (!data.class_names.empty()) row.name = data.class_names[static_cast<size_t>(c)];
+    row.samples = totals[c].item<int64_t>();
+    const auto share = [&](const at::Tensor& counts) {
+      return row.samples == 0 ? std::numeric_limits<double>::quiet_NaN()
+                              : static_cast<double>(counts[c].item<int64_t>()) /
+                                    static_cast<double>(row.samples);
+    };
+    row.clean_accuracy = share(clean);
+    for (const auto& r : robust) row.robust_accuracy.push_back(share(r));
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
 }  // namespace
 
 RobustnessReport evaluate(Model& model, const Dataset& data,
@@ -239,6 +272,7 @@ RobustnessReport evaluate(Model& model, const Dataset& data,
   for (const auto& [eps, survivors] : survived_all) {
     report.worst_case.push_back({eps, fraction(survivors, data.size()), attacks_at[eps]});
   }
+  report.per_class = per_class_robustness(data, correct_index, survived_all);
 
   check_monotone(report, report.warnings);
   // Extra runs for the sanity checks, on a few clean-correct samples.
@@ -320,12 +354,25 @@ std::string to_json(const RobustnessReport& report) {
   for (const auto& w : report.worst_case) {
     worst.push_back({{"eps", w.eps}, {"robust_accuracy", w.robust_accuracy}, {"attacks", w.attacks}});
   }
+  nlohmann::json classes = nlohmann::json::array();
+  for (const auto& c : report.per_class) {
+    // NaN (a class without samples) becomes null.
+    const auto number = [](double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); };
+    nlohmann::json robust = nlohmann::json::array();
+    for (const double r : c.robust_accuracy) robust.push_back(number(r));
+    classes.push_back({{"label", c.label},
+                       {"name", c.name},
+                       {"samples", c.samples},
+                       {"clean_accuracy", number(c.clean_accuracy)},
+                       {"worst_case_robust_accuracy", robust}});
+  }
   const nlohmann::json j = {{"model", report.model},
                             {"data", report.data},
                             {"samples", report.samples},
                             {"clean_accuracy", report.clean_accuracy},
                             {"results", results},
                             {"worst_case", worst},
+                            {"per_class", classes},
                             {"warnings", report.warnings},
                             {"seconds", report.seconds},
                             {"samples_per_second", report.samples_per_second}};
@@ -359,6 +406,24 @@ std::string to_markdown(const RobustnessReport& report) {
   for (const auto& w : report.worst_case) {
     out += fmt::format("| {} | {:.2f}% | {} |\n", w.eps, 100 * w.robust_accuracy,
                        fmt::join(w.attacks, ", "));
+  }
+  if (!report.per_class.empty() && !report.worst_case.empty()) {
+    out += "\nBy class (worst-case robust accuracy):\n\n| class | samples | clean |";
+    std::string rule = "|---|---|---|";
+    for (const auto& w : report.worst_case) {
+      out += fmt::format(" eps {} |", w.eps);
+      rule += "---|";
+    }
+    out += fmt::format("\n{}\n", rule);
+    const auto percent = [](double v) {
+      return std::isnan(v) ? std::string("—") : fmt::format("{:.1f}%", 100 * v);
+    };
+    for (const auto& c : report.per_class) {
+      out += fmt::format("| {} | {} | {} |", c.name.empty() ? std::to_string(c.label) : c.name,
+                         c.samples, percent(c.clean_accuracy));
+      for (const double r : c.robust_accuracy) out += fmt::format(" {} |", percent(r));
+      out += "\n";
+    }
   }
   out += "\n## Sanity checks\n\n";
   if (report.warnings.empty()) out += "All passed.\n";

@@ -43,7 +43,9 @@ Dataset remove_samples(const Dataset& data, const at::Tensor& indices) {
   const auto kept = keep.nonzero().squeeze(1);
   BULWARK_CHECK(kept.numel() > 0, "remove_samples: every one of the {} samples is removed", n);
   const auto on = [&kept](const at::Tensor& t) { return t.index_select(0, kept.to(t.device())); };
-  return Dataset(on(data.images), on(data.labels), data.num_classes, data.name);
+  Dataset kept_data(on(data.images), on(data.labels), data.num_classes, data.name);
+  kept_data.class_names = data.class_names;
+  return kept_data;
 }
 
 DetectionScore score_detection(const at::Tensor& flagged, const at::Tensor& poisoned) {

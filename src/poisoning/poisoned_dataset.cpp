@@ -52,6 +52,7 @@ PoisonedDataset assemble(const Dataset& data, const at::Tensor& chosen, const at
   }
   out.data = Dataset(new_images, new_labels.to(data.labels.device()), data.num_classes,
                      data.name.empty() ? how : data.name + "+" + how);
+  out.data.class_names = data.class_names;
   out.changed = chosen;
   return out;
 }

@@ -113,6 +113,10 @@ TEST_F(CliTest, TrainsAndEvaluatesOnSmallData) {
               model.string() + " --report " + report.string());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("clean accuracy"), std::string::npos) << r.output;
+  // It says it measured clean accuracy only, and how to ask for robustness.
+  EXPECT_NE(r.output.find("clean accuracy only: no --attacks given"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("--attacks autoattack-fast --eps 0.1"), std::string::npos);
   const std::string json = testing::read_file(report);
   EXPECT_NE(json.find("\"clean_accuracy\""), std::string::npos);
   EXPECT_NE(json.find("\"samples\": 200"), std::string::npos) << json;
@@ -229,6 +233,12 @@ TEST_F(CliTest, AdversarialTrainingCheckpointsResumesAndRejectsBadCheckpoints) {
   const auto history = testing::read_file(dir / "history.json");
   EXPECT_NE(history.find("\"validation_robust_accuracy\""), std::string::npos) << history;
   EXPECT_NE(history.find("\"strategy\": \"trades\""), std::string::npos) << history;
+  // TRADES' recipe (Adam, one-cycle to 5e-3, batch 100) with the given schedule in its place.
+  const auto recipe = nlohmann::json::parse(history);
+  EXPECT_EQ(recipe.at("optimizer"), "adam");
+  EXPECT_EQ(recipe.at("learning_rate"), 5e-3);
+  EXPECT_EQ(recipe.at("batch_size"), 100);
+  EXPECT_EQ(recipe.at("schedule"), "cosine");
   // Two more epochs from the checkpoint.
   r = run_cli(common + " --epochs 3 --resume --report " + (dir / "history.json").string());
   ASSERT_EQ(r.status, 0) << r.output;

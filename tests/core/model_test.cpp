@@ -19,6 +19,10 @@ TEST_F(ModelTest, WrapsAModuleHolder) {
   EXPECT_EQ(model.parameters().size(), net->parameters().size());
   EXPECT_EQ(model.device(), torch::Device(torch::kCPU));
   EXPECT_EQ(model.module().get(), net.ptr().get());
+  // Reports name it as the user writes it, not as C++ spells it (bulwark::SmallCNNImpl).
+  EXPECT_EQ(model.name(), "SmallCNN");
+  EXPECT_EQ(Model(torch::nn::Sequential(torch::nn::Flatten())).name(), "Sequential");
+  EXPECT_EQ(Model(net, "mine").name(), "mine");
 }
 
 TEST_F(ModelTest, EvalModeGuardRestoresTheMode) {

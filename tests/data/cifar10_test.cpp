@@ -27,6 +27,7 @@ TEST_F(Cifar10Test, ReadsRecords) {
   EXPECT_TRUE(torch::equal(data.labels, torch::tensor({7, 8, 9, 0}, torch::kLong)));
   // Channel-major layout: pixel (c=0, 0, 1) of record 1 is byte 1 + 1.
   EXPECT_FLOAT_EQ(data.images[1][0][0][1].item<float>(), 2.0f / 255.0f);
+  EXPECT_EQ(data.class_label(3), "3 (cat)");
 }
 
 TEST_F(Cifar10Test, Errors) {

@@ -20,6 +20,17 @@ TEST_F(DatasetTest, ValidatesConstruction) {
   EXPECT_EQ(toy(5).head(100).size(), 5);
 }
 
+TEST_F(DatasetTest, ClassLabelsUseNamesWhenTheDataSetHasThem) {
+  auto data = toy(6);
+  EXPECT_EQ(data.class_label(2), "2");
+  data.class_names = {"cat", "dog", "bird"};
+  EXPECT_EQ(data.class_label(1), "1 (dog)");
+  EXPECT_EQ(data.slice(0, 2).class_label(2), "2 (bird)");  // slices keep the names
+  EXPECT_BULWARK_ERROR(data.class_label(3), "label 3", "[0, 3)");
+  data.class_names.pop_back();
+  EXPECT_BULWARK_ERROR(data.class_label(0), "2 class names for 3 classes");
+}
+
 TEST_F(DatasetTest, UnshuffledBatchesCoverInOrder) {
   BatchLoader loader(toy(10), BatchLoaderOptions(4));
   EXPECT_EQ(loader.batches_per_epoch(), 3);

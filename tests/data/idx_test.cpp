@@ -95,6 +95,10 @@ TEST_F(IdxTest, LoadsMnistFormatAndChecksCounts) {
   EXPECT_EQ(data.labels[4].item<int64_t>(), 9);
   EXPECT_LE(data.images.max().item<float>(), 1.0f);
   EXPECT_EQ(data.name, "toy-test");
+  EXPECT_TRUE(data.class_names.empty());  // an unknown MNIST-format set has no names
+  const auto fashion = load_fashion_mnist(Split::Test, dir.path());
+  EXPECT_EQ(fashion.class_label(9), "9 (Ankle boot)");  // Xiao et al.'s label 9
+  EXPECT_EQ(fashion.class_label(0), "0 (T-shirt/top)");
 
   write_bytes(dir / "t10k-labels-idx1-ubyte", {0, 0, 8, 1, 0, 0, 0, 5, 0, 1, 2, 3, 9});
   EXPECT_BULWARK_ERROR(load_mnist_format(dir.path(), Split::Test), "6 images", "5 labels");

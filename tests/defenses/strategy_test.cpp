@@ -54,6 +54,27 @@ TEST_F(StrategyTest, AdversarialStrategiesTrainOnPointsInsideTheBallAndTheBox) {
   }
 }
 
+TEST_F(StrategyTest, TradesStartsNextToTheCleanPointAsZhangEtAlsCode) {
+  const auto x = 0.25 + 0.5 * torch::rand({16, 1, 4, 4});  // away from the box's edges
+  const auto y = torch::randint(0, 3, {16}, torch::kLong);
+  for (const auto kind : {StrategyKind::TRADES, StrategyKind::PGDAT}) {
+    Recorder r;
+    auto strategy = make_strategy(StrategyOptions(kind, 0.1).steps(1));
+    auto generator = make_generator(2);
+    strategy->loss(r.model, x, y, 0.1, generator);
+    // TRADES: the clean pass for the KL target, then the attack's first pass at its start;
+    // PGD-AT's first pass is its start.
+    const auto start = r.seen.at(kind == StrategyKind::TRADES ? 1 : 0) - x;
+    const double spread = start.std().item<double>();
+    if (kind == StrategyKind::TRADES) {
+      // x + 0.001 * N(0, 1): a spread of 0.001, where a uniform start in the ball has 0.058.
+      EXPECT_NEAR(spread, 0.001, 0.0002);
+    } else {
+      EXPECT_NEAR(spread, 0.1 / std::sqrt(3.0), 0.01);
+    }
+  }
+}
+
 TEST_F(StrategyTest, LossesReduceToTheirCleanPartsWithoutABudget) {
   const auto x = torch::rand({16, 1, 4, 4});
   const auto y = torch::randint(0, 3, {16}, torch::kLong);

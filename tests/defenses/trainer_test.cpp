@@ -68,6 +68,61 @@ TEST_F(TrainerTest, SameSeedSameWeights) {
   EXPECT_TRUE(any_difference) << "a different batch-order seed should change the weights";
 }
 
+TEST_F(TrainerTest, EachStrategyTrainsWithItsMeasuredRecipeAndGivenValuesWin) {
+  const auto standard = default_recipe(StrategyKind::Standard, false);
+  EXPECT_EQ(standard.batch_size, 128);
+  EXPECT_EQ(standard.optimizer, OptimizerKind::Adam);
+  EXPECT_EQ(standard.learning_rate, 1e-3);
+  EXPECT_EQ(standard.schedule.kind(), ScheduleKind::Constant);
+  for (const auto kind :
+       {StrategyKind::FastAT, StrategyKind::PGDAT, StrategyKind::TRADES, StrategyKind::MART}) {
+    const auto adversarial = default_recipe(kind, false);
+    EXPECT_EQ(adversarial.batch_size, 100) << to_string(kind);
+    EXPECT_EQ(adversarial.optimizer, OptimizerKind::Adam);
+    EXPECT_EQ(adversarial.learning_rate, 5e-3);
+    EXPECT_EQ(adversarial.schedule.kind(), ScheduleKind::OneCycle);
+    EXPECT_NE(adversarial.source.find("Wong"), std::string::npos);
+  }
+  const auto dp = default_recipe(StrategyKind::FastAT, true);  // DP-SGD's, whatever the strategy
+  EXPECT_EQ(dp.batch_size, 1024);
+  EXPECT_EQ(dp.optimizer, OptimizerKind::SGD);
+  EXPECT_EQ(dp.learning_rate, 1.0);
+
+  // A value given wins; the rest stays the strategy's.
+  const auto options =
+      TrainerOptions().strategy(StrategyOptions(StrategyKind::FastAT, 0.1)).batch_size(64);
+  const auto mixed = options.recipe();
+  EXPECT_EQ(mixed.batch_size, 64);
+  EXPECT_EQ(mixed.learning_rate, 5e-3);
+  EXPECT_EQ(mixed.schedule.kind(), ScheduleKind::OneCycle);
+  EXPECT_NE(mixed.source.find("given"), std::string::npos);
+
+  // The trainer follows it: 512 blobs in batches of 64, the rate rising to 5e-3 at 40% of
+  // training and falling to 0 (one-cycle), Adam.
+  MLP net(MLPOptions(4, 2).hidden({16}));
+  Model model(net);
+  Trainer trainer(model, TrainerOptions()
+                             .epochs(2)
+                             .strategy(StrategyOptions(StrategyKind::FastAT, 0.1)
+                                           .box(InputBox(-10, 10)))
+                             .batch_size(64));
+  EXPECT_EQ(trainer.recipe().batch_size, 64);
+  std::vector<double> rates;
+  trainer.on_batch([&](const BatchProgress& p) {
+    EXPECT_EQ(p.batches, 8);
+    rates.push_back(p.learning_rate);
+  });
+  trainer.fit(blobs(512, 1));
+  ASSERT_EQ(rates.size(), 16u);
+  const auto peak = std::max_element(rates.begin(), rates.end());
+  EXPECT_NEAR(*peak, 5e-3, 5e-3 / 6);
+  EXPECT_LT(rates.front(), 5e-3 / 2);
+  EXPECT_LT(rates.back(), 5e-3 / 4);
+  // Steps 5 and 6 (0-based) of 16 straddle 40% of training and share the highest rate.
+  EXPECT_EQ(peak - rates.begin(), 5);
+  EXPECT_DOUBLE_EQ(rates[6], rates[5]);
+}
+
 TEST_F(TrainerTest, RejectsBadOptions) {
   MLP net(MLPOptions(4, 2));
   Model model(net);

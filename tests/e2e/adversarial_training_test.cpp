@@ -33,6 +33,12 @@ TEST_F(AdversarialTrainingTest, FastAtReachesRobustAccuracyOnHeldOutImages) {
   // and kept its best epoch.
   const auto history = testing::reference_history("fast-at");
   ASSERT_EQ(history.at("epochs").size(), 2u);
+  // README's command line names no optimizer, rate, schedule or batch size: the fast-AT model
+  // trained with the strategy's default recipe, Wong et al.'s.
+  EXPECT_EQ(history.at("optimizer"), "adam");
+  EXPECT_EQ(history.at("learning_rate"), 5e-3);
+  EXPECT_EQ(history.at("schedule"), "one-cycle");
+  EXPECT_EQ(history.at("batch_size"), 100);
   for (const auto& epoch : history.at("epochs")) {
     EXPECT_GT(epoch.at("validation_robust_accuracy").get<double>(), 0.3);
     EXPECT_GT(epoch.at("validation_clean_accuracy").get<double>(),

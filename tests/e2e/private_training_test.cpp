@@ -34,6 +34,11 @@ TEST_F(PrivateTrainingTest, DpSgdAtEpsilon3ReachesHighAccuracyAndLeaksLessThanAn
             << " samples/s\n";
   EXPECT_EQ(report.at("epochs").size(), 5u);
   EXPECT_DOUBLE_EQ(privacy.at("delta").get<double>(), 1e-5);
+  // Trained with DP-SGD's default recipe, which the fixture does not spell out.
+  EXPECT_EQ(report.at("optimizer"), "sgd");
+  EXPECT_EQ(report.at("learning_rate"), 1.0);
+  EXPECT_EQ(report.at("batch_size"), 1024);
+  EXPECT_EQ(report.at("schedule"), "constant");
   EXPECT_LE(epsilon, 3.0);
   EXPECT_GT(epsilon, 2.95);
   // The epsilon reported after each epoch grows to the final one.

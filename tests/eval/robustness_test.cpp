@@ -44,6 +44,50 @@ TEST_F(RobustnessTest, WorstCaseAndMonotoneOnALinearModel) {
   const auto json = to_json(report);
   EXPECT_NE(json.find("\"worst_case\""), std::string::npos);
   EXPECT_NE(to_markdown(report).find("| pgd | linf | 0.05 |"), std::string::npos);
+
+  // By class: the samples, clean and worst-case robust accuracy add up to the totals.
+  ASSERT_EQ(report.per_class.size(), 10u);
+  int64_t samples = 0;
+  double clean = 0;
+  std::vector<double> robust(3, 0.0);
+  for (const auto& c : report.per_class) {
+    const auto expected = data.labels.eq(c.label).sum().item<int64_t>();
+    EXPECT_EQ(c.samples, expected);
+    samples += c.samples;
+    ASSERT_EQ(c.robust_accuracy.size(), 3u);
+    if (c.samples == 0) {
+      EXPECT_TRUE(std::isnan(c.clean_accuracy));
+      continue;
+    }
+    clean += c.clean_accuracy * static_cast<double>(c.samples);
+    for (size_t e = 0; e < 3; ++e) {
+      EXPECT_LE(c.robust_accuracy[e], c.clean_accuracy);
+      robust[e] += c.robust_accuracy[e] * static_cast<double>(c.samples);
+    }
+  }
+  EXPECT_EQ(samples, 60);
+  EXPECT_NEAR(clean, 57.0, 1e-9);
+  for (size_t e = 0; e < 3; ++e) {
+    EXPECT_NEAR(robust[e], 60 * report.worst_case[e].robust_accuracy, 1e-9);
+  }
+  EXPECT_NE(json.find("\"per_class\""), std::string::npos);
+  EXPECT_NE(to_markdown(report).find("| class | samples | clean | eps 0.02 | eps 0.05 | eps 0.1 |"),
+            std::string::npos)
+      << to_markdown(report);
+}
+
+TEST_F(RobustnessTest, ReportsNameTheModelAndTheClasses) {
+  LinearModel linear(torch::randn({3, 50}), torch::zeros({3}));
+  auto data = labelled_by(linear.model, 0.3 + 0.4 * torch::rand({30, 50}));
+  data.class_names = {"cat", "dog", "bird"};
+  const std::vector<std::shared_ptr<Attack>> attacks = {std::make_shared<FGSM>(FGSMOptions(0.1))};
+  const auto report = evaluate(linear.model, data, attacks, {0.1});
+  EXPECT_EQ(report.per_class[1].name, "dog");
+  const auto markdown = to_markdown(report);
+  EXPECT_NE(markdown.find("| bird | " + std::to_string(report.per_class[2].samples) + " |"),
+            std::string::npos)
+      << markdown;
+  EXPECT_NE(markdown.find("- model: `" + linear.model.name() + "`"), std::string::npos);
 }
 
 // A composite attack that fools nothing and reports one stage in its first batch and two in the

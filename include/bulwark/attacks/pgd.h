@@ -59,10 +59,12 @@ class PGD : public Attack {
   /// The iterations alone, as adversarial training takes them: one run over every sample from
   /// a random start drawn from `generator`, with the model in whatever mode it is in, no
   /// restarts and no forward pass to judge success. Ascends `objective` when given, the
-  /// options' loss otherwise. Inputs are not validated beyond their shapes.
-  /// @throws Error when early_stop is on or x and y do not match.
+  /// options' loss otherwise; starts from `start` when given (TRADES starts at
+  /// x + 0.001·N(0, 1)). Inputs are not validated beyond their shapes.
+  /// @throws Error when early_stop is on, or x, y and start do not match.
   at::Tensor perturb(Model& model, const at::Tensor& x, const at::Tensor& y,
-                     at::Generator& generator, const Objective& objective = {}) const;
+                     at::Generator& generator, const Objective& objective = {},
+                     const at::Tensor& start = {}) const;
 
  protected:
   AttackResult perform(Model& model, const at::Tensor& x, const at::Tensor& y) override;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace bulwark {
 
@@ -16,6 +17,9 @@ struct Dataset {
   at::Tensor labels;
   int64_t num_classes = 0;
   std::string name;
+  /// The classes' names by label, for reports, where the data set has them (Fashion-MNIST and
+  /// CIFAR-10 loaders fill them in); empty otherwise.
+  std::vector<std::string> class_names;
 
   Dataset() = default;
   /// @throws Error when images and labels disagree in length, labels are not integer or lie
@@ -27,6 +31,9 @@ struct Dataset {
   Dataset slice(int64_t begin, int64_t end) const;
   /// The first `n` samples (all when n >= size()).
   Dataset head(int64_t n) const { return slice(0, n < size() ? n : size()); }
+  /// "8 (Bag)" when the classes have names, "8" otherwise.
+  /// @throws Error when label is outside [0, num_classes) or class_names has another length.
+  std::string class_label(int64_t label) const;
 };
 
 /// One batch of inputs and labels.

@@ -50,6 +50,17 @@ struct WorstCase {
   std::vector<std::string> attacks;
 };
 
+/// One class's share of the evaluation (robustness disparity: adversarial training leaves some
+/// classes far less robust than others, Xu et al. 2021).
+struct ClassRobustness {
+  int64_t label = 0;
+  std::string name;              ///< the data set's class name, or empty
+  int64_t samples = 0;
+  double clean_accuracy = 0.0;   ///< NaN without samples
+  /// Worst-case robust accuracy of this class at each budget of `worst_case`, in its order.
+  std::vector<double> robust_accuracy;
+};
+
 struct RobustnessReport {
   std::string model;
   std::string data;
@@ -57,6 +68,8 @@ struct RobustnessReport {
   double clean_accuracy = 0.0;
   std::vector<AttackEvaluation> results;
   std::vector<WorstCase> worst_case;
+  /// By class (index = label).
+  std::vector<ClassRobustness> per_class;
   /// Sanity-check failures: signs of gradient masking or a weak evaluation.
   std::vector<std::string> warnings;
   double seconds = 0.0;
