@@ -59,9 +59,10 @@ at::Tensor Strip::mean_entropy(const at::Tensor& x, int64_t overlays) {
     const auto images = held_out_.index_select(0, drawn.slice(0, start, end).flatten())
                             .view(shape)
                             .to(x.dtype());
-    const auto mixed = (options_.input_weight() * x.slice(0, start, end).unsqueeze(1) +
-                        options_.overlay_weight() * images)
-                           .flatten(0, 1);
+    auto mixed = (options_.input_weight() * x.slice(0, start, end).unsqueeze(1) +
+                  options_.overlay_weight() * images)
+                     .flatten(0, 1);
+    if (options_.saturate()) mixed = options_.box().clamp(mixed);
     const auto log_p = model_.forward(mixed).log_softmax(1);
     classes_ = log_p.size(1);
     const auto entropy = -(log_p.exp() * log_p).sum(1) / std::numbers::ln2;

@@ -35,6 +35,27 @@ at::Tensor entropy_bits(const at::Tensor& logits) {
   return -(log_p.exp() * log_p).sum(-1) / std::numbers::ln2;
 }
 
+TEST_F(StripTest, SaturationKeepsSuperimpositionsInTheBox) {
+  // Bright images: the plain sum reaches up to 2, the saturating one stops at the box's top.
+  float seen_max = 0;
+  const auto recorder = Model::from_function(
+      [&seen_max](const at::Tensor& x) {
+        seen_max = std::max(seen_max, x.max().item<float>());
+        return torch::zeros({x.size(0), 3});
+      },
+      {}, "recorder");
+  const auto bright = 0.6 + 0.4 * torch::rand({8, 1, 4, 4});
+  Strip(recorder, bright, StripOptions().overlays(4)).entropy(bright);
+  EXPECT_GT(seen_max, 1.5f);
+  seen_max = 0;
+  Strip(recorder, bright, StripOptions().overlays(4).saturate(true)).entropy(bright);
+  EXPECT_FLOAT_EQ(seen_max, 1.0f);
+  seen_max = 0;
+  Strip(recorder, bright, StripOptions().overlays(4).saturate(true).box(InputBox(0, 1.2)))
+      .entropy(bright);
+  EXPECT_FLOAT_EQ(seen_max, 1.2f);
+}
+
 TEST_F(StripTest, EntropyHasItsKnownAnswers) {
   // A model that ignores its input: every superimposition has the same prediction.
   const auto logits = torch::tensor({2.0f, 0.5f, -1.0f, 0.0f});

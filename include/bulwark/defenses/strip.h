@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bulwark/core/input_box.h"
 #include "bulwark/core/model.h"
 #include "bulwark/defenses/detector.h"
 
@@ -36,6 +37,10 @@ struct StripOptions {
   /// x' = input_weight · x + overlay_weight · overlay (Gao et al.: 1 and 1).
   TORCH_ARG(double, input_weight) = 1.0;
   TORCH_ARG(double, overlay_weight) = 1.0;
+  /// Clamp each superimposition into `box`, as the same sum saturates on 8-bit images
+  /// (cv2.addWeighted on uint8). Off by default: the authors' code adds floats.
+  TORCH_ARG(bool, saturate) = false;
+  TORCH_ARG(InputBox, box) = InputBox();
   /// Superimposed images per forward pass. Larger passes are not faster: at 1024 SmallCNN's
   /// activations pass 32 MB per layer, glibc maps and unmaps them on every pass, and STRIP ran
   /// at 1.7x its floor of `overlays` forward passes.
