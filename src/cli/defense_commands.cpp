@@ -47,7 +47,7 @@ struct DetectArgs {
   int64_t detector_epochs = 10;
   // STRIP.
   int64_t overlays = 100;
-  bool saturate = false;
+  bool no_saturate = false;
   int64_t holdout_samples = 1000;
   // A backdoor trigger measured as one more attack (alone when --attacks is not given).
   std::string trigger;
@@ -103,7 +103,7 @@ std::unique_ptr<Detector> make_detector(const DetectArgs& args, Model& model, ui
                                    StripOptions()
                                        .overlays(args.overlays)
                                        .adaptive_overlays(args.adaptive_samples)
-                                       .saturate(args.saturate)
+                                       .saturate(!args.no_saturate)
                                        .seed(seed));
   }
   if (!args.detector_file.empty()) {
@@ -297,9 +297,9 @@ Command add_detect_command(CLI::App& app, const GlobalOptions& global) {
       ->check(positive<int64_t>());
   cmd->add_option("--detector-epochs", args->detector_epochs, "learned: training epochs")
       ->check(positive<int64_t>());
-  cmd->add_flag("--saturate", args->saturate,
-                "strip: clamp each superimposition into [0, 1], as the sum saturates on 8-bit "
-                "images (default: the authors' unclipped float sum)");
+  cmd->add_flag("--no-saturate", args->no_saturate,
+                "strip: superimpose by an unclamped float sum (default: clamped into [0, 1], as "
+                "the authors' sum of 8-bit images saturates)");
   cmd->add_option("--overlays", args->overlays,
                   "strip: clean images superimposed on each input (Gao et al.: 100)")
       ->check(positive<int64_t>());

@@ -44,10 +44,11 @@ TEST_F(AdversarialTrainingTest, FastAtReachesRobustAccuracyOnHeldOutImages) {
     EXPECT_GT(epoch.at("validation_clean_accuracy").get<double>(),
               epoch.at("validation_robust_accuracy").get<double>());
   }
-  // Measured on these 1000 held-out images: standard (one epoch of 60000 images) clean 0.838,
-  // robust 0.003; fast AT (2 epochs of 20000 images, cyclic rate) clean 0.786, robust 0.597.
+  // Measured on these 1000 held-out images: standard (one epoch of 60000 images) clean 0.832,
+  // robust 0.002; fast AT (2 epochs of 20000 images, its default cyclic recipe) clean 0.784,
+  // robust 0.604.
   EXPECT_LT(robust[0], 0.1);
-  EXPECT_GT(robust[1], 0.45);
+  EXPECT_GT(robust[1], 0.55);
   EXPECT_GT(clean[1], 0.65);
 }
 
