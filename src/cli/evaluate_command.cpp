@@ -62,6 +62,7 @@ void print_robustness(const RobustnessReport& report) {
     for (const auto& w : report.worst_case) fmt::print(" {:>10}", fmt::format("eps {:.4g}", w.eps));
     fmt::print("\n");
     for (const auto& c : report.per_class) {
+      if (c.samples == 0) continue;
       fmt::print("  {:<18} {:>7} {:>6.1f}%",
                  c.name.empty() ? std::to_string(c.label)
                                 : fmt::format("{} {}", c.label, c.name),

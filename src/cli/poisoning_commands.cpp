@@ -28,6 +28,15 @@ std::vector<int64_t> to_vector(const at::Tensor& t) {
   return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
 }
 
+// Writes a split in the format --data reads: CIFAR-10 binary batches or MNIST's IDX files.
+void save_data(const DataOptions& format, const Dataset& data, const fs::path& out, Split split) {
+  if (format.name == "cifar10") {
+    save_cifar10(data, out, split);
+  } else {
+    save_mnist_format(data, out, split);
+  }
+}
+
 // Creates `out` and fills it with `write`; when that fails, removes what it created, so a
 // failed run leaves no half-written data set behind.
 void write_directory(const fs::path& out, const std::function<void()>& write) {
@@ -116,9 +125,6 @@ PoisonedDataset poison(const GlobalOptions& global, const PoisonArgs& args, cons
 }
 
 void run_poison(const GlobalOptions& global, const PoisonArgs& args) {
-  BULWARK_CHECK(args.data.name != "cifar10",
-                "poison: --data cifar10 is not supported yet; poisoned copies are written in "
-                "the MNIST format (use --data fashion-mnist or mnist)");
   const fs::path out(args.out);
   BULWARK_CHECK(!fs::exists(out) || (fs::is_directory(out) && fs::is_empty(out)),
                 "--out: '{}' exists and is not an empty directory", out.string());
@@ -139,8 +145,8 @@ void run_poison(const GlobalOptions& global, const PoisonArgs& args) {
       {"original_labels", to_vector(poisoned.original_labels)},
   };
   write_directory(out, [&] {
-    save_mnist_format(poisoned.data, out, Split::Train);
-    save_mnist_format(test, out, Split::Test);
+    save_data(args.data, poisoned.data, out, Split::Train);
+    save_data(args.data, test, out, Split::Test);
     // The ground truth comes last: its presence says the copy is complete.
     write_text_atomically(out / kGroundTruthFile, truth.dump() + "\n");
   });
@@ -206,8 +212,6 @@ void run_inspect(const GlobalOptions& global, const InspectArgs& args) {
     const fs::path out(args.sanitized);
     BULWARK_CHECK(!fs::exists(out) || (fs::is_directory(out) && fs::is_empty(out)),
                   "--sanitized: '{}' exists and is not an empty directory", out.string());
-    BULWARK_CHECK(args.data.name != "cifar10",
-                  "--sanitized writes the MNIST format: not available for --data cifar10");
   }
   const auto device = resolve_device(global);
   auto loaded = load_model(args.model, device, unseal_options(args.sealed));
@@ -313,8 +317,8 @@ void run_inspect(const GlobalOptions& global, const InspectArgs& args) {
   if (!args.sanitized.empty()) {
     const fs::path out(args.sanitized);
     write_directory(out, [&] {
-      save_mnist_format(*sanitized, out, Split::Train);
-      save_mnist_format(load_data(args.data, Split::Test), out, Split::Test);
+      save_data(args.data, *sanitized, out, Split::Train);
+      save_data(args.data, load_data(args.data, Split::Test), out, Split::Test);
     });
     fmt::print("  wrote the sanitized training set ({} samples{}) to {}\n", sanitized->size(),
                args.method == "knn" || args.method == "confident-learning" ? ", relabelled"
@@ -464,7 +468,7 @@ Command add_poison_command(CLI::App& app, const GlobalOptions& global) {
                 "truth of which training samples were changed");
   add_data_options(cmd, args->data);
   cmd->add_option("--out", args->out,
-                  "Directory to create for the copy (MNIST format) and poison.json")
+                  "Directory to create for the copy (in the format of --data) and poison.json")
       ->required();
   cmd->add_option("--attack", args->attack, "Poisoning attack")
       ->check(CLI::IsMember(

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <fstream>
+
+#include "bulwark/core/files.h"
 #include "core/check.h"
 #include "data/byte_reader.h"
 
@@ -52,6 +55,45 @@ Dataset load_cifar10(const std::filesystem::path& directory, Split split) {
   auto data = read_cifar10_batches(files);
   data.name = split == Split::Train ? "cifar10-train" : "cifar10-test";
   return data;
+}
+
+void save_cifar10(const Dataset& data, const std::filesystem::path& directory, Split split) {
+  BULWARK_CHECK(std::filesystem::is_directory(directory),
+                "save_cifar10: directory '{}' does not exist", directory.string());
+  const auto& images = data.images;
+  BULWARK_CHECK(images.defined() && images.dim() == 4 && images.size(1) == 3 &&
+                    images.size(2) == 32 && images.size(3) == 32,
+                "save_cifar10: images must be [N, 3, 32, 32], got {}",
+                images.defined() ? detail::shape_string(images) : "undefined");
+  BULWARK_CHECK(images.numel() == 0 ||
+                    (images.min().item<double>() >= 0 && images.max().item<double>() <= 1),
+                "save_cifar10: images must lie in [0, 1]");
+  BULWARK_CHECK(data.labels.numel() == 0 || (data.labels.min().item<int64_t>() >= 0 &&
+                                             data.labels.max().item<int64_t>() < 10),
+                "save_cifar10: labels must lie in [0, 10)");
+  const int64_t files = split == Split::Train ? 5 : 1;
+  const int64_t n = data.size();
+  BULWARK_CHECK(n >= files, "save_cifar10: the {} split needs at least {} images (one per file), "
+                "got {}", split == Split::Train ? "train" : "test", files, n);
+  // One record per row: the label byte, then the image's bytes channel by channel.
+  const auto records =
+      at::cat({data.labels.cpu().to(at::kByte).unsqueeze(1),
+               images.cpu().to(at::kFloat).mul(255.0f).round().to(at::kByte).flatten(1)},
+              1)
+          .contiguous();
+  for (int64_t f = 0; f < files; ++f) {
+    const auto part = records.slice(0, n * f / files, n * (f + 1) / files);
+    const auto name = split == Split::Train ? fmt::format("data_batch_{}.bin", f + 1)
+                                            : std::string("test_batch.bin");
+    write_file_atomically(directory / name, [&](const std::filesystem::path& tmp) {
+      std::ofstream out(tmp, std::ios::binary);
+      BULWARK_CHECK(out.good(), "save_cifar10: cannot open '{}' for writing", tmp.string());
+      out.write(reinterpret_cast<const char*>(part.const_data_ptr<uint8_t>()),
+                static_cast<std::streamsize>(part.numel()));
+      out.flush();
+      BULWARK_CHECK(out.good(), "save_cifar10: writing '{}' failed", (directory / name).string());
+    });
+  }
 }
 
 }  // namespace bulwark

@@ -185,7 +185,6 @@ std::vector<ClassRobustness> per_class_robustness(
   for (int64_t c = 0; c < k; ++c) {
     ClassRobustness row;
     row.label = c;
-    data.class_label(c);  // checks the names
     if (!data.class_names.empty()) row.name = data.class_names[static_cast<size_t>(c)];
     row.samples = totals[c].item<int64_t>();
     const auto share = [&](const at::Tensor& counts) {
@@ -208,6 +207,10 @@ RobustnessReport evaluate(Model& model, const Dataset& data,
                           const EvaluationProgress& progress) {
   BULWARK_CHECK(data.size() > 0, "evaluate: the dataset '{}' is empty", data.name);
   BULWARK_CHECK(!attacks.empty(), "evaluate: no attack given");
+  BULWARK_CHECK(data.class_names.empty() ||
+                    static_cast<int64_t>(data.class_names.size()) == data.num_classes,
+                "evaluate: '{}' has {} class names for {} classes", data.name,
+                data.class_names.size(), data.num_classes);
   BULWARK_CHECK(!epsilons.empty(), "evaluate: no eps given");
   BULWARK_CHECK(options.batch_size() >= 1, "evaluate: batch_size must be >= 1, got {}",
                 options.batch_size());

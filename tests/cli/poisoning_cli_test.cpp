@@ -3,8 +3,10 @@
 #include <cmath>
 #include <filesystem>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bulwark/data/cifar10.h"
 #include "bulwark/data/idx.h"
 #include "bulwark/poisoning/trigger.h"
 #include "cli/run_cli.h"
@@ -104,6 +106,40 @@ TEST_F(PoisoningCliTest, PoisonWritesACopyAndItsGroundTruth) {
     EXPECT_EQ(count_lines(bad.output), 1u) << args << "\n" << bad.output;
   }
   EXPECT_FALSE(fs::exists(dir / "x"));
+}
+
+TEST_F(PoisoningCliTest, PoisonWritesCifar10InItsOwnFormat) {
+  // 20 training and 5 test images of CIFAR-10's binary format.
+  testing::TempDir dir;
+  const auto write_records = [](const std::filesystem::path& path, int n, int offset) {
+    std::vector<uint8_t> bytes;
+    for (int i = 0; i < n; ++i) {
+      bytes.push_back(static_cast<uint8_t>((i + offset) % 10));
+      for (int j = 0; j < 3072; ++j) bytes.push_back(static_cast<uint8_t>((7 * i + j) % 200));
+    }
+    testing::write_bytes(path, bytes);
+  };
+  for (int f = 1; f <= 5; ++f) {
+    write_records(dir / fmt::format("data_batch_{}.bin", f), 4, f);
+  }
+  write_records(dir / "test_batch.bin", 5, 0);
+  const auto out = dir / "badnets";
+  const auto r = run_cli("poison --quiet --seed 1 --data cifar10 --data-dir " +
+                         dir.path().string() + " --attack badnets --rate 0.25 --target 3 "
+                         "--trigger square:4 --out " + out.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto original = load_cifar10(dir.path(), Split::Train);
+  const auto poisoned = load_cifar10(out, Split::Train);
+  const auto changed = read_json(out / "poison.json")["changed"].get<std::vector<int64_t>>();
+  ASSERT_EQ(changed.size(), 5u);
+  const auto idx = torch::tensor(changed, torch::kLong);
+  EXPECT_TRUE(poisoned.labels.index_select(0, idx).eq(3).all().item<bool>());
+  EXPECT_TRUE(torch::equal(poisoned.images.index_select(0, idx),
+                           Trigger::parse("square:4").apply(original.images.index_select(0, idx))));
+  auto kept = torch::ones({20}, torch::kBool);
+  kept.index_fill_(0, idx, false);
+  EXPECT_TRUE(torch::equal(poisoned.images.index({kept}), original.images.index({kept})));
+  EXPECT_EQ(testing::read_file(out / "test_batch.bin"), testing::read_file(dir / "test_batch.bin"));
 }
 
 TEST_F(PoisoningCliTest, InspectDataScoresAgainstTheGroundTruthAndWritesASanitizedCopy) {

@@ -1,5 +1,7 @@
 #include "bulwark/data/cifar10.h"
 
+#include <fmt/format.h>
+
 #include "data/data_test_util.h"
 #include "test_util.h"
 
@@ -28,6 +30,34 @@ TEST_F(Cifar10Test, ReadsRecords) {
   // Channel-major layout: pixel (c=0, 0, 1) of record 1 is byte 1 + 1.
   EXPECT_FLOAT_EQ(data.images[1][0][0][1].item<float>(), 2.0f / 255.0f);
   EXPECT_EQ(data.class_label(3), "3 (cat)");
+}
+
+TEST_F(Cifar10Test, SavesWhatItReadsBitwise) {
+  TempDir root;  // one per test: the original, the copy and the refused writes apart
+  const auto in = root / "in", out = root / "out", bad = root / "bad";
+  for (const auto& d : {in, out, bad}) std::filesystem::create_directories(d);
+  write_bytes(in / "test_batch.bin", records(7, 3));
+  const auto test = load_cifar10(in, Split::Test);
+  save_cifar10(test, out, Split::Test);
+  EXPECT_EQ(testing::read_file(out / "test_batch.bin"), testing::read_file(in / "test_batch.bin"));
+  // The train split: five files of near-equal size that load back to the same data set.
+  save_cifar10(test, out, Split::Train);
+  for (int f = 1; f <= 5; ++f) {
+    const auto size = std::filesystem::file_size(out / fmt::format("data_batch_{}.bin", f));
+    EXPECT_TRUE(size == 3073 || size == 2 * 3073) << f << ": " << size;
+  }
+  const auto train = load_cifar10(out, Split::Train);
+  EXPECT_TRUE(torch::equal(train.images, test.images));
+  EXPECT_TRUE(torch::equal(train.labels, test.labels));
+  // Bad input, and nothing written for it.
+  EXPECT_BULWARK_ERROR(save_cifar10(test.head(4), bad, Split::Train), "at least 5");
+  auto bright = test;
+  bright.images = bright.images + 1;
+  EXPECT_BULWARK_ERROR(save_cifar10(bright, bad, Split::Test), "[0, 1]");
+  const Dataset grey(torch::rand({5, 1, 32, 32}), torch::zeros({5}, torch::kLong), 10);
+  EXPECT_BULWARK_ERROR(save_cifar10(grey, bad, Split::Test), "[N, 3, 32, 32]");
+  EXPECT_BULWARK_ERROR(save_cifar10(test, bad / "missing", Split::Test), "does not exist");
+  EXPECT_TRUE(std::filesystem::is_empty(bad));
 }
 
 TEST_F(Cifar10Test, Errors) {

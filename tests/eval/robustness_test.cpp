@@ -88,6 +88,8 @@ TEST_F(RobustnessTest, ReportsNameTheModelAndTheClasses) {
             std::string::npos)
       << markdown;
   EXPECT_NE(markdown.find("- model: `" + linear.model.name() + "`"), std::string::npos);
+  data.class_names.pop_back();  // refused before any attack runs
+  EXPECT_BULWARK_ERROR(evaluate(linear.model, data, attacks, {0.1}), "2 class names for 3");
 }
 
 // A composite attack that fools nothing and reports one stage in its first batch and two in the

@@ -14,8 +14,9 @@
 ///
 /// Superimposition follows Gao et al.'s code, cv2.addWeighted(x, 1, overlay, 1, 0) on 8-bit
 /// images, which saturates: the sum clamped into the input box (`saturate`); `input_weight`
-/// and `overlay_weight` are those two weights (IBM ART averages, 0.5 and 0.5, unclamped). ART's entropy differs from the paper's (it normalises each
-/// class's probabilities across the overlays); this is the paper's, per overlay over classes.
+/// and `overlay_weight` are those two weights (IBM ART averages, 0.5 and 0.5, unclamped).
+/// ART's entropy differs from the paper's (it normalises each class's probabilities across
+/// the overlays); this is the paper's, per overlay over classes.
 #include <ATen/core/Tensor.h>
 #include <ATen/core/Generator.h>
 #include <torch/arg.h>
