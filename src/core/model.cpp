@@ -112,8 +112,8 @@ struct CompositeModel final : Model::Impl {
 // The name a user writes for a module's class: "bulwark::SmallCNNImpl" -> "SmallCNN",
 // "torch::nn::SequentialImpl" -> "Sequential".
 std::string readable_module_name(const std::string& cpp_name) {
-  auto name = cpp_name.substr(cpp_name.rfind("::") == std::string::npos ? 0
-                                                                        : cpp_name.rfind("::") + 2);
+  const auto scope = cpp_name.rfind("::");
+  auto name = scope == std::string::npos ? cpp_name : cpp_name.substr(scope + 2);
   constexpr std::string_view kImpl = "Impl";
   if (name.size() > kImpl.size() && name.ends_with(kImpl)) name.resize(name.size() - kImpl.size());
   return name;

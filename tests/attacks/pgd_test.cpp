@@ -131,6 +131,22 @@ TEST_F(PGDTest, EarlyStopIsNoWeakerAndCheaper) {
   expect_valid(early, x, 0.05, Norm::Linf);
 }
 
+TEST_F(PGDTest, PerturbStartsWhereItIsToldAndRejectsAMisshapedStart) {
+  // A model with no gradient: every step stays put, so the result is the start itself.
+  const auto flat = Model::from_function(
+      [](const at::Tensor& x) { return (x.flatten(1).sum(1, true) * 0).expand({x.size(0), 3}); },
+      {}, "flat");
+  const auto x = 0.3 + 0.4 * torch::rand({4, 1, 4, 4});
+  const auto y = torch::zeros({4}, torch::kLong);
+  const auto start = x + 0.01 * torch::randn({4, 1, 4, 4});
+  auto generator = make_generator(1);
+  PGD pgd(PGDOptions(0.1).steps(3));
+  auto model = flat;
+  EXPECT_TRUE(torch::equal(pgd.perturb(model, x, y, generator, {}, start), start));
+  EXPECT_BULWARK_ERROR(pgd.perturb(model, x, y, generator, {}, start.slice(0, 0, 2)),
+                       "start shaped like x [4, 1, 4, 4]", "[2, 1, 4, 4]");
+}
+
 TEST_F(PGDTest, RejectsBadInput) {
   SmallCNN net;
   Model model(net);
